@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/phoneverify/phoneverify"
+)
+
+// DefaultService returns the service marked as default. It returns ENotFound
+// if there is none yet.
+func (s *Store) DefaultService(ctx context.Context) (*phoneverify.Service, error) {
+	return s.readService(ctx, "read default service", qSelectDefaultService)
+}
+
+// Service returns the service with the given id. It returns ENotFound if
+// there is none.
+func (s *Store) Service(ctx context.Context, id string) (*phoneverify.Service, error) {
+	return s.readService(ctx, "read service", qSelectService, id)
+}
+
+func (s *Store) readService(ctx context.Context, op, query string, args ...any) (*phoneverify.Service, error) {
+	r, err := s.reader(ctx)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	svc, err := scanService(r.queryRow(query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("service")
+	}
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return svc, nil
+}
+
+// Services returns every service, oldest first.
+func (s *Store) Services(ctx context.Context) ([]*phoneverify.Service, error) {
+	const op = "list services"
+	r, err := s.reader(ctx)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	rows, err := r.query(qSelectServices)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	defer rows.Close()
+	var out []*phoneverify.Service
+	for rows.Next() {
+		svc, err := scanService(rows)
+		if err != nil {
+			return nil, mapErr(op, err)
+		}
+		out = append(out, svc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(op, err)
+	}
+	return out, nil
+}
+
+// CreateService inserts svc; svc.ID must be set. It returns EConflict if a
+// service with that id exists, or if svc.IsDefault is set and a default
+// service exists already.
+func (s *Store) CreateService(ctx context.Context, svc *phoneverify.Service) error {
+	const op = "create service"
+	if svc.ID == "" {
+		return mapErr(op, errors.New("service has no id"))
+	}
+	return s.withTx(ctx, op, func(r runner) error {
+		if _, err := r.exec(qInsertService, serviceArgs(svc)...); err != nil {
+			if isUniqueViolation(err) {
+				return conflict(err, "The service conflicts with an existing one (same id, or a second default).")
+			}
+			return mapErr(op, err)
+		}
+		return nil
+	})
+}
+
+// UpdateService saves every setting of svc. It returns ENotFound if there is
+// no service with its id, and EConflict if it would make a second default
+// service.
+func (s *Store) UpdateService(ctx context.Context, svc *phoneverify.Service) error {
+	const op = "update service"
+	return s.withTx(ctx, op, func(r runner) error {
+		res, err := r.exec(qUpdateService, serviceArgs(svc)...)
+		if err != nil {
+			if isUniqueViolation(err) {
+				return conflict(err, "Another service is the default already.")
+			}
+			return mapErr(op, err)
+		}
+		return mustAffectOne(op, res, "service")
+	})
+}
+
+// serviceArgs returns the arguments of qInsertService and qUpdateService.
+func serviceArgs(svc *phoneverify.Service) []any {
+	return []any{
+		svc.ID, svc.Name, boolInt(svc.IsDefault), svc.CodeLength, svc.CodeTTL.Milliseconds(), svc.MaxSends,
+		svc.SendWindow.Milliseconds(), svc.MaxAttempts, svc.Template, svc.WebOTPDomain,
+		boolInt(svc.OneSubjectPerPhone), boolInt(svc.RejectAlreadyVerified), svc.TokenTTL.Milliseconds(),
+		unixMilli(svc.CreatedAt), unixMilli(svc.UpdatedAt),
+	}
+}
+
+func scanService(sc scanner) (*phoneverify.Service, error) {
+	var (
+		svc                                   phoneverify.Service
+		isDefault, oneSubject, rejectVerified int64
+		codeTTL, sendWindow, tokenTTL         int64
+		createdAt, updatedAt                  int64
+	)
+	err := sc.Scan(&svc.ID, &svc.Name, &isDefault, &svc.CodeLength, &codeTTL, &svc.MaxSends, &sendWindow,
+		&svc.MaxAttempts, &svc.Template, &svc.WebOTPDomain, &oneSubject, &rejectVerified, &tokenTTL,
+		&createdAt, &updatedAt)
+	if err != nil {
+		return nil, err
+	}
+	svc.IsDefault = isDefault != 0
+	svc.OneSubjectPerPhone = oneSubject != 0
+	svc.RejectAlreadyVerified = rejectVerified != 0
+	svc.CodeTTL = time.Duration(codeTTL) * time.Millisecond
+	svc.SendWindow = time.Duration(sendWindow) * time.Millisecond
+	svc.TokenTTL = time.Duration(tokenTTL) * time.Millisecond
+	svc.CreatedAt = fromUnixMilli(createdAt)
+	svc.UpdatedAt = fromUnixMilli(updatedAt)
+	return &svc, nil
+}
