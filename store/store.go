@@ -95,6 +95,9 @@ type Store struct {
 	// wstmts and rstmts hold the statements prepared once on db and rdb;
 	// both are nil on PostgreSQL.
 	wstmts, rstmts *stmtCache
+	// group shares commits among concurrent writers on SQLite; nil on
+	// PostgreSQL, whose writers run in parallel.
+	group *groupCommitter
 	// q holds the query texts that differ per dialect.
 	q dialectQueries
 
@@ -196,12 +199,14 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	r.SetMaxIdleConns(cmpOr(opts.MaxIdleConns, maxOpen))
 	r.SetConnMaxLifetime(opts.ConnMaxLifetime)
 
+	wstmts := newStmtCache(w, writeQueries())
 	return &Store{
 		dialect: DialectSQLite,
 		db:      w,
 		rdb:     r,
-		wstmts:  newStmtCache(w, writeQueries()),
+		wstmts:  wstmts,
 		rstmts:  newStmtCache(r, readQueries()),
+		group:   newGroupCommitter(w, wstmts),
 		q:       newDialectQueries(DialectSQLite),
 	}, nil
 }
@@ -282,6 +287,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the store's connections. Calling it again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.group != nil {
+			s.group.close()
+		}
 		var errs []error
 		if s.wstmts != nil {
 			errs = append(errs, s.wstmts.close(), s.rstmts.close())
@@ -301,6 +309,9 @@ func (s *Store) Close() error {
 // returns database errors already mapped, and the errors of the engine's
 // callbacks unchanged; withTx returns them as they are.
 func (s *Store) withTx(ctx context.Context, op string, fn func(r runner) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, op, fn)
+	}
 	if s.wstmts == nil {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
