@@ -84,6 +84,9 @@ func LoadConfig(getenv func(string) string, fs *flag.FlagSet, args []string) (*C
 	all := settings()
 	flags := make(map[string]*string, len(all))
 	for _, s := range all {
+		if s.secret {
+			continue // a flag would show the secret to anyone running ps
+		}
 		flags[s.env] = fs.String(flagName(s.env), "", s.help+" ("+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,8 +100,8 @@ func LoadConfig(getenv func(string) string, fs *flag.FlagSet, args []string) (*C
 			errs = append(errs, err)
 			continue
 		}
-		if f := *flags[s.env]; f != "" {
-			v = f
+		if f, ok := flags[s.env]; ok && *f != "" {
+			v = *f
 		}
 		if v == "" {
 			v = s.def
@@ -179,11 +182,12 @@ func configTable() string {
 		if def == "" {
 			def = "—"
 		}
-		name := "`" + s.env + "`"
+		name, flag := "`"+s.env+"`", "`--"+flagName(s.env)+"`"
 		if s.secret {
-			name += " (or `" + s.env + "_FILE`)"
+			name += " or `" + s.env + "_FILE`"
+			flag = "—"
 		}
-		fmt.Fprintf(&b, "| %s | `--%s` | `%s` | %s |\n", name, flagName(s.env), def, s.help)
+		fmt.Fprintf(&b, "| %s | %s | `%s` | %s |\n", name, flag, def, s.help)
 	}
 	return b.String()
 }
