@@ -153,7 +153,7 @@ func (s *Sender) Send(ctx context.Context, m *phoneverify.Message) (*phoneverify
 	to, ok := National(m.To)
 	if !ok {
 		return nil, &phoneverify.DeliveryError{Gateway: Name, Permanent: true,
-			Reason: "destination is not a Nepali mobile number (+977 9XXXXXXXXX)"}
+			Reason: "destination is not a Nepali mobile number (+977 followed by 10 digits starting with 9)"}
 	}
 	form := url.Values{}
 	form.Set("token", s.cfg.Token)
