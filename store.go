@@ -8,7 +8,10 @@ import (
 // Store persists services, verifications, the verified-phone registry, API
 // keys and signing keys. Implementations make each method atomic; the rules
 // that decide what to write live in the engine and reach the store as the
-// decide/apply callbacks, which run inside the store's transaction.
+// decide/apply callbacks, which run inside the store's transaction. A store
+// may call a callback more than once (after a write conflict, with fresh
+// state); only the last call's result is written, so callbacks must set every
+// variable they report through on each call.
 //
 // Every method returns an *Error with ENotFound when the named record does not
 // exist and EUnavailable when the database cannot be reached; any other error
