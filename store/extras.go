@@ -24,14 +24,14 @@ const (
 	qRevokeServiceKeys = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE service_id = $1`
 	qServiceExists     = `SELECT COUNT(*) FROM services WHERE id = $1`
 
-	rateLimitColumns = `id, service_id, unique_name, description, created_at, updated_at`
+	rateLimitColumns  = `id, service_id, unique_name, description, created_at, updated_at`
 	qSelectRateLimits = `SELECT ` + rateLimitColumns + ` FROM rate_limits WHERE service_id = $1 ORDER BY created_at, id`
 	qSelectRateLimit  = `SELECT ` + rateLimitColumns + ` FROM rate_limits WHERE service_id = $1 AND id = $2`
 	qInsertRateLimit  = `INSERT INTO rate_limits (` + rateLimitColumns + `) VALUES ($1, $2, $3, $4, $5, $6)`
 	qUpdateRateLimit  = `UPDATE rate_limits SET description = $3, updated_at = $4 WHERE service_id = $1 AND id = $2`
 	qDeleteRateLimit  = `DELETE FROM rate_limits WHERE service_id = $1 AND id = $2`
 
-	bucketColumns = `id, rate_limit_id, service_id, max, interval_ms, created_at, updated_at`
+	bucketColumns  = `id, rate_limit_id, service_id, max, interval_ms, created_at, updated_at`
 	qSelectBuckets = `SELECT ` + bucketColumns + ` FROM rate_limit_buckets WHERE service_id = $1 AND rate_limit_id = $2
 	ORDER BY created_at, id`
 	qSelectBucket = `SELECT ` + bucketColumns + ` FROM rate_limit_buckets
