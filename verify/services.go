@@ -282,3 +282,22 @@ func (e *Engine) LookupType(e164 string) string {
 	}
 	return string(n.Type)
 }
+
+// Latest returns the newest verification for a number in a service, as seen
+// now (a lapsed one reads as expired). Returns ENotFound (param to) if no
+// verification was started for the number.
+func (e *Engine) Latest(ctx context.Context, serviceID, raw string) (*pv.Verification, error) {
+	num, err := e.Number(raw, "to")
+	if err != nil {
+		return nil, err
+	}
+	// The store reads the newest verification of a number only under its
+	// lock; nothing is written.
+	v, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, Phone: num.E164},
+		func(*pv.Verification) (*pv.Update, error) { return &pv.Update{}, nil })
+	if err != nil {
+		return nil, notFoundParam(err, "to")
+	}
+	v.Status = v.StatusAt(e.Now())
+	return v, nil
+}
