@@ -13,23 +13,24 @@ import (
 // Config is the whole configuration of one node, loaded once from the
 // environment and flags and passed down; nothing reads the environment later.
 type Config struct {
-	Addr        string
-	DatabaseURL string
-	Secret      string
-	APIKey      string
+	Addr            string
+	DatabaseURL     string
+	Secret          string
+	APIKey          string
+	DefaultRegion   string
+	TestNumbers     map[string]string
+	AppName         string
+	Issuer          string
+	LogLevel        string
+	LogFormat       string
+	DBMaxOpenConns  int
+	ShutdownTimeout time.Duration
+	ExpireInterval  time.Duration
+
 	// CompatAccountSID and CompatAuthToken are bootstrap credentials of the
 	// Twilio-compatible API (development and tests).
 	CompatAccountSID string
 	CompatAuthToken  string
-	DefaultRegion    string
-	TestNumbers      map[string]string
-	AppName          string
-	Issuer           string
-	LogLevel         string
-	LogFormat        string
-	DBMaxOpenConns   int
-	ShutdownTimeout  time.Duration
-	ExpireInterval   time.Duration
 }
 
 // setting is one configuration entry: its environment variable, its flag
