@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -96,19 +97,18 @@ func (p *pager) url(page int) string {
 	return baseURL(p.r) + p.r.URL.Path + "?" + encodeQuery(q)
 }
 
-// encodeQuery is url.Values.Encode with PageSize and Page first, for
-// readable links.
+// encodeQuery is url.Values.Encode with PageSize and Page first, as in
+// Twilio's links.
 func encodeQuery(q url.Values) string {
-	first := url.Values{}
+	var parts []string
 	for _, k := range []string{"PageSize", "Page"} {
-		if v, ok := q[k]; ok {
-			first[k] = v
+		if v := q.Get(k); v != "" {
+			parts = append(parts, k+"="+url.QueryEscape(v))
 			q.Del(k)
 		}
 	}
-	s := first.Encode()
 	if rest := q.Encode(); rest != "" {
-		s += "&" + rest
+		parts = append(parts, rest)
 	}
-	return s
+	return strings.Join(parts, "&")
 }
