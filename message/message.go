@@ -142,7 +142,12 @@ func Render(p Params) (string, error) {
 	b.WriteString(strings.TrimRight(body, " \t\r\n"))
 	if p.Amount != "" && p.Payee != "" {
 		b.WriteByte(' ')
-		fmt.Fprintf(&b, PSD2Sentence, oneLine(p.Amount), oneLine(p.Payee))
+		// "Acme Inc." ends the sentence with its own full stop.
+		sentence := fmt.Sprintf(PSD2Sentence, oneLine(p.Amount), oneLine(p.Payee))
+		if strings.HasSuffix(sentence, "..") {
+			sentence = sentence[:len(sentence)-1]
+		}
+		b.WriteString(sentence)
 	}
 	if p.DoNotShareWarning {
 		b.WriteByte(' ')
