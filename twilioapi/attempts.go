@@ -53,9 +53,10 @@ func (h *Handler) attemptResource(r *http.Request, a *pv.SendAttempt) attemptJSO
 }
 
 // attemptFilter reads the filters Attempts and Attempts/Summary share, and
-// limits a caller without the admin scope to its own service.
-func attemptFilter(r *http.Request, fm *form) pv.AttemptFilter {
-	f := pv.AttemptFilter{
+// limits a caller without the admin scope to its own service: for another
+// service it reports that nothing can match.
+func attemptFilter(r *http.Request, fm *form) (f pv.AttemptFilter, matchesNothing bool) {
+	f = pv.AttemptFilter{
 		ServiceID: fm.str("VerifyServiceSid"), Country: fm.str("Country"),
 		Channel: pv.Channel(strings.ToLower(fm.str("Channel"))),
 		After:   fm.time("DateCreatedAfter"), Before: fm.time("DateCreatedBefore"),
@@ -63,12 +64,11 @@ func attemptFilter(r *http.Request, fm *form) pv.AttemptFilter {
 	c := callerOf(r.Context())
 	if !verify.HasScope(c.key, verify.ScopeAdmin) {
 		if f.ServiceID != "" && f.ServiceID != c.key.ServiceID {
-			f.ServiceID = "VA-none" // matches nothing
-		} else {
-			f.ServiceID = c.key.ServiceID
+			return f, true
 		}
+		f.ServiceID = c.key.ServiceID
 	}
-	return f
+	return f, false
 }
 
 func (h *Handler) listAttempts(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +78,7 @@ func (h *Handler) listAttempts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := newPager(r, fm)
-	f := attemptFilter(r, fm)
+	f, none := attemptFilter(r, fm)
 	f.VerificationID = fm.str("VerificationSid")
 	f.Phone = fm.str("ChannelData.To")
 	switch s := strings.ToLower(fm.str("Status")); s {
@@ -94,7 +94,10 @@ func (h *Handler) listAttempts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Limit, f.Offset = p.size+1, p.offset()
-	list, err := h.engine.SendAttempts(r.Context(), f)
+	var list []*pv.SendAttempt
+	if !none {
+		list, err = h.engine.SendAttempts(r.Context(), f)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -131,13 +134,16 @@ func (h *Handler) attemptsSummary(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	f := attemptFilter(r, fm)
+	f, none := attemptFilter(r, fm)
 	f.PhonePrefix = fm.str("DestinationPrefix")
 	if fm.err != nil {
 		h.writeError(w, r, fm.err)
 		return
 	}
-	total, converted, err := h.engine.AttemptsSummary(r.Context(), f)
+	var total, converted int
+	if !none {
+		total, converted, err = h.engine.AttemptsSummary(r.Context(), f)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return

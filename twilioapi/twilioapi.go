@@ -9,6 +9,7 @@
 package twilioapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -216,8 +217,14 @@ func (h *Handler) service(r *http.Request) (*pv.Service, *pv.ServiceFeatures, er
 	return h.engine.ServiceWithFeatures(r.Context(), sid)
 }
 
+// writeJSON answers with v as JSON. Links keep their "&" as it is (no
+// HTML escaping): the body is an API answer, never a page.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	b := buf.Bytes()
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"code":20500,"message":"An internal error occurred.","more_info":"https://www.twilio.com/docs/errors/20500","status":500}`)

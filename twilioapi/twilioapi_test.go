@@ -335,4 +335,13 @@ func TestScopes(t *testing.T) {
 	if got := r("POST", "/v2/Services/"+lim.ServiceID+"/Verifications", "To=%2B9779812345678&Channel=sms"); got.status != 201 {
 		t.Errorf("start in own service: %d %s", got.status, got.raw)
 	}
+	if got := r("GET", "/v2/Attempts", ""); len(got.body["attempts"].([]any)) != 1 {
+		t.Errorf("own attempts: %s", got.raw)
+	}
+	if got := r("GET", "/v2/Attempts?VerifyServiceSid="+other.ID, ""); got.status != 200 || len(got.body["attempts"].([]any)) != 0 {
+		t.Errorf("another service's attempts: %d %s", got.status, got.raw)
+	}
+	if got := r("GET", "/v2/Attempts/Summary?VerifyServiceSid="+other.ID, ""); got.body["total_attempts"] != float64(0) {
+		t.Errorf("another service's summary: %s", got.raw)
+	}
 }
