@@ -137,10 +137,9 @@ func (e *Engine) DeleteService(ctx context.Context, id string) error {
 
 // startExtras is what a service's features add to one start.
 type startExtras struct {
-	appName        string
-	amount, payee  string
-	warning        bool
-	recordAttempts bool
+	appName       string
+	amount, payee string
+	warning       bool
 }
 
 const maxAppNameLen = 100
@@ -151,7 +150,6 @@ const maxAppNameLen = 100
 func (e *Engine) prepareStart(ctx context.Context, svc *pv.Service, req *StartRequest) (*startExtras, error) {
 	ext := &startExtras{appName: svc.Name}
 	_, hasExtras := e.store.(pv.ExtrasStore)
-	ext.recordAttempts = hasExtras
 	if req.AppName != "" {
 		if err := validText("custom_friendly_name", req.AppName, maxAppNameLen); err != nil {
 			return nil, err
