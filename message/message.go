@@ -49,7 +49,20 @@ type Params struct {
 	// WebOTPDomain is the host of the web page that reads the code through
 	// the WebOTP API; when set, "@domain #code" is added as the last line.
 	WebOTPDomain string
+	// Amount and Payee, when both set, add a sentence naming what the code
+	// confirms ([PSD2Sentence]), as PSD2's dynamic linking asks.
+	Amount string
+	Payee  string
+	// DoNotShareWarning adds [DoNotShareWarning] after the text.
+	DoNotShareWarning bool
 }
+
+// DoNotShareWarning is the sentence [Params.DoNotShareWarning] adds.
+const DoNotShareWarning = "Don't share this code with anyone; our employees will never ask for the code."
+
+// PSD2Sentence is the sentence [Params.Amount] and [Params.Payee] add, with
+// %s for the amount and the payee.
+const PSD2Sentence = "You are about to send %s to %s."
 
 // Errors returned by [Render] and [CheckTemplate]. Their text is a sentence
 // that can be shown to whoever configured the service or sent the request.
@@ -127,6 +140,19 @@ func Render(p Params) (string, error) {
 	var b strings.Builder
 	b.Grow(len(body) + len(p.AppHash) + len(p.WebOTPDomain) + len(p.Code) + 5)
 	b.WriteString(strings.TrimRight(body, " \t\r\n"))
+	if p.Amount != "" && p.Payee != "" {
+		b.WriteByte(' ')
+		// "Acme Inc." ends the sentence with its own full stop.
+		sentence := fmt.Sprintf(PSD2Sentence, oneLine(p.Amount), oneLine(p.Payee))
+		if strings.HasSuffix(sentence, "..") {
+			sentence = sentence[:len(sentence)-1]
+		}
+		b.WriteString(sentence)
+	}
+	if p.DoNotShareWarning {
+		b.WriteByte(' ')
+		b.WriteString(DoNotShareWarning)
+	}
 	if p.AppHash != "" {
 		b.WriteByte('\n')
 		b.WriteString(p.AppHash)

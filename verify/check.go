@@ -9,7 +9,6 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
-	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/phone"
 	"github.com/phoneverify/phoneverify/token"
 )
@@ -67,7 +66,7 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 	if req.Code == "" {
 		return nil, pv.ParamErrorf(pv.EInvalidRequest, "code", "The code is required.")
 	}
-	if !otp.ValidFormat(req.Code, svc.CodeLength) {
+	if !e.codeFormatOK(ctx, svc, req.Code) {
 		return nil, pv.ParamErrorf(pv.EInvalidRequest, "code", "The code must be %d digits.", svc.CodeLength)
 	}
 	if err := validateBindings(req.Subject, req.Amount, req.Payee); err != nil {

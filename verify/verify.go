@@ -172,6 +172,14 @@ type StartRequest struct {
 	AppHash   string
 	Amount    string
 	Payee     string
+	// CustomCode, when set, is the code to send instead of a random one;
+	// the service must allow custom codes (see [pv.ServiceFeatures]).
+	CustomCode string
+	// AppName, when set, replaces the service's name in the message.
+	AppName string
+	// RateLimits names programmable rate limits (by unique name) and the
+	// value each meters for this start, such as an end user's IP address.
+	RateLimits map[string]string
 }
 
 // Number parses raw into E.164 and checks that it can receive SMS.
@@ -236,6 +244,10 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	if err != nil {
 		return nil, err
 	}
+	ext, err := e.prepareStart(ctx, svc, &req)
+	if err != nil {
+		return nil, err
+	}
 	testCode, isTest := e.testNumbers[num.E164]
 
 	var code, body string
@@ -284,6 +296,8 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 		}
 		if isTest {
 			code = testCode
+		} else if req.CustomCode != "" {
+			code = req.CustomCode
 		} else {
 			code, err = otp.GenerateDifferent(e.random, svc.CodeLength, func(c string) bool {
 				return latest != nil && e.hasher.Equal(latest.ID, c, latest.CodeHash)
@@ -293,8 +307,9 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 			}
 		}
 		body, err = message.Render(message.Params{
-			Template: svc.Template, App: svc.Name, Code: code, TTL: svc.CodeTTL,
+			Template: svc.Template, App: ext.appName, Code: code, TTL: svc.CodeTTL,
 			Locale: next.Locale, Region: num.Region, AppHash: req.AppHash, WebOTPDomain: svc.WebOTPDomain,
+			Amount: ext.amount, Payee: ext.payee, DoNotShareWarning: ext.warning,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("verify: render message: %w", err)
@@ -310,6 +325,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	}
 	e.log.InfoContext(ctx, "verification started", "verification_id", v.ID, "service_id", v.ServiceID,
 		"to", phone.Mask(v.To), "country", v.Country, "send_count", v.SendCount, "test_number", isTest)
+	e.recordSend(ctx, v)
 	if isTest {
 		return v, nil
 	}

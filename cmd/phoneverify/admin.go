@@ -96,6 +96,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	name := fs.String("name", "", "name of the new key")
 	service := fs.String("service", "", "service id (default: the default service)")
 	scopes := fs.String("scopes", "", "comma-separated scopes (default: all): "+strings.Join(verify.AllScopes, ","))
+	twilio := fs.Bool("twilio", false, "make credentials for the Twilio-compatible API (account SID, API key SID, auth token)")
 	id, args := splitID(args)
 	cfg, rest, err := LoadConfig(getenv, fs, args)
 	if err != nil {
@@ -117,6 +118,19 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		svc := *service
 		if svc == "" || svc == "default" {
 			svc = a.Engine.DefaultServiceID()
+		}
+		if *twilio {
+			if *scopes != "" {
+				return errors.New("apikey create: --twilio keys hold every scope; drop --scopes")
+			}
+			creds, k, err := a.Engine.CreateCompatKey(ctx, svc, *name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "Twilio-compatible credentials %s (%s) created; the auth token is shown only once.\n", k.ID, k.Name)
+			fmt.Fprintf(stderr, "Authenticate as TWILIO_ACCOUNT_SID:TWILIO_AUTH_TOKEN, or TWILIO_API_KEY:TWILIO_AUTH_TOKEN.\n")
+			fmt.Fprintf(stdout, "TWILIO_ACCOUNT_SID=%s\nTWILIO_API_KEY=%s\nTWILIO_AUTH_TOKEN=%s\n", creds.AccountSID, creds.APIKeySID, creds.Secret)
+			return nil
 		}
 		var list []string
 		if *scopes != "" {

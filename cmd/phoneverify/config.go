@@ -26,6 +26,11 @@ type Config struct {
 	DBMaxOpenConns  int
 	ShutdownTimeout time.Duration
 	ExpireInterval  time.Duration
+
+	// CompatAccountSID and CompatAuthToken are bootstrap credentials of the
+	// Twilio-compatible API (development and tests).
+	CompatAccountSID string
+	CompatAuthToken  string
 }
 
 // setting is one configuration entry: its environment variable, its flag
@@ -49,6 +54,10 @@ func settings() []setting {
 			set: func(c *Config, v string) error { c.Secret = v; return nil }},
 		{env: "PHONEVERIFY_API_KEY", secret: true, help: "bootstrap API key for the default service (development and tests); never stored",
 			set: func(c *Config, v string) error { c.APIKey = v; return nil }},
+		{env: "PHONEVERIFY_COMPAT_ACCOUNT_SID", help: "bootstrap account SID (AC + 32 hex) of the Twilio-compatible API under /v2/ (development and tests); never stored",
+			set: func(c *Config, v string) error { c.CompatAccountSID = v; return nil }},
+		{env: "PHONEVERIFY_COMPAT_AUTH_TOKEN", secret: true, help: "bootstrap auth token (letters and digits) that goes with PHONEVERIFY_COMPAT_ACCOUNT_SID; never stored",
+			set: func(c *Config, v string) error { c.CompatAuthToken = v; return nil }},
 		{env: "PHONEVERIFY_DEFAULT_REGION", help: "ISO country for numbers written without a country code, e.g. NP",
 			set: func(c *Config, v string) error { c.DefaultRegion = strings.ToUpper(v); return nil }},
 		{env: "PHONEVERIFY_TEST_NUMBERS", help: "test numbers with fixed codes that are never sent: +15005550006=123456,…",
@@ -147,6 +156,9 @@ func (c *Config) validate() error {
 	case c.DBMaxOpenConns < 0:
 		return errors.New("PHONEVERIFY_DB_MAX_OPEN_CONNS must not be negative")
 	}
+	if err := validCompat(c.CompatAccountSID, c.CompatAuthToken); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -190,4 +202,21 @@ func configTable() string {
 		fmt.Fprintf(&b, "| %s | %s | `%s` | %s |\n", name, flag, def, s.help)
 	}
 	return b.String()
+}
+
+// validCompat checks the Twilio-compatible bootstrap credentials: both or
+// neither, an account SID of AC and 32 hex digits, and a token of letters
+// and digits (Twilio's helper libraries refuse anything else).
+func validCompat(sid, token string) error {
+	switch {
+	case sid == "" && token == "":
+		return nil
+	case sid == "" || token == "":
+		return errors.New("set both PHONEVERIFY_COMPAT_ACCOUNT_SID and PHONEVERIFY_COMPAT_AUTH_TOKEN, or neither")
+	case len(sid) != 34 || !strings.HasPrefix(sid, "AC") || strings.Trim(strings.ToLower(sid[2:]), "0123456789abcdef") != "":
+		return errors.New("PHONEVERIFY_COMPAT_ACCOUNT_SID must be AC followed by 32 hex digits")
+	case len(token) < 16 || strings.Trim(strings.ToLower(token), "0123456789abcdefghijklmnopqrstuvwxyz") != "":
+		return errors.New("PHONEVERIFY_COMPAT_AUTH_TOKEN must be at least 16 letters and digits")
+	}
+	return nil
 }

@@ -34,7 +34,7 @@ const usage = `phoneverify — self-hosted phone-number verification
 Usage:
   phoneverify [serve] [flags]          run the HTTP API (the default)
   phoneverify migrate [flags]          apply database migrations and exit
-  phoneverify apikey create --name N [--service ID] [--scopes a,b]
+  phoneverify apikey create --name N [--service ID] [--scopes a,b | --twilio]
   phoneverify apikey list
   phoneverify apikey revoke ID
   phoneverify service list

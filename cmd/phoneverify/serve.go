@@ -23,6 +23,7 @@ import (
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
+	"github.com/phoneverify/phoneverify/twilioapi"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
@@ -175,12 +176,18 @@ func (m *Main) Open(ctx context.Context) error {
 		Ready:  st.Ping,
 		Logger: m.log,
 	})
+	// The Twilio-compatible API shares the listener: /v2/ is Twilio's.
+	root := http.NewServeMux()
+	root.Handle("/", api)
+	root.Handle("/v2/", twilioapi.New(twilioapi.Config{
+		Engine: m.Engine, AccountSID: m.cfg.CompatAccountSID, AuthToken: m.cfg.CompatAuthToken, Logger: m.log,
+	}))
 	m.ln, err = net.Listen("tcp", m.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.Addr, err)
 	}
 	m.server = &http.Server{
-		Handler:           api,
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
