@@ -324,14 +324,32 @@ func TestCLI(t *testing.T) {
 	}
 }
 
-// TestREADMEConfigTable keeps the README's configuration table in step with
-// the settings the binary reads.
+var updateREADME = flag.Bool("update", false, "rewrite README.md's configuration table from the settings")
+
+// TestREADMEConfigTable keeps the README's configuration table (between the
+// config markers) in step with the settings the binary reads; run with
+// -update to rewrite it.
 func TestREADMEConfigTable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	const path = "../../README.md"
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), configTable()) {
-		t.Errorf("README.md's configuration table is stale; replace it with:\n%s", configTable())
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q and %q markers", begin, end)
 	}
+	want := s[:i+len(begin)] + configTable() + s[j:]
+	if s == want {
+		return
+	}
+	if *updateREADME {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("README.md's configuration table is stale: run go test ./cmd/phoneverify -run TestREADMEConfigTable -update")
 }
