@@ -14,10 +14,12 @@ type Message struct {
 	VerificationID string
 	ServiceID      string
 	// To is the destination in E.164.
-	To     string
-	Body   string
-	Code   string
-	Locale string
+	To string
+	// Country is the ISO region of To, when known; routing uses it.
+	Country string
+	Body    string
+	Code    string
+	Locale  string
 }
 
 // SendResult describes an accepted message.
@@ -41,6 +43,10 @@ type Sender interface {
 type DeliveryError struct {
 	Gateway   string
 	Permanent bool
+	// Account marks a failure of the gateway's own account or setup (bad
+	// credentials, a sender it refuses, no balance) rather than of the
+	// message: another gateway may still deliver it.
+	Account bool
 	// Code is the provider's own error code or HTTP status, if any.
 	Code string
 	// Reason is a short description safe to store and show an operator.
