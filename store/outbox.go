@@ -40,7 +40,7 @@ const (
 	// never read back here.
 	qSelectMessages = `SELECT id, verification_id, service_id, phone, country, locale, send_count, NULL, status,
 	gateway, provider_id, error, attempts, due_at, expires_at, created_at, updated_at
-	FROM outbox WHERE verification_id = $1 AND service_id = $2 ORDER BY created_at, id`
+	FROM outbox WHERE verification_id = $1 AND service_id = $2 ORDER BY created_at, send_count, id`
 )
 
 // insertMessage adds m to the outbox inside a start's transaction.
