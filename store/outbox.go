@@ -43,6 +43,16 @@ const (
 	FROM outbox WHERE verification_id = $1 AND service_id = $2 ORDER BY created_at, send_count, id`
 )
 
+// single runs fn, which makes a single write statement: on SQLite in the
+// group committer's shared transactions, on PostgreSQL on its own with no
+// BEGIN and COMMIT round trips around it.
+func (s *Store) single(ctx context.Context, op string, fn func(r runner) error) error {
+	if s.group != nil {
+		return s.withTx(ctx, op, fn)
+	}
+	return fn(runner{ctx: ctx, db: s.db})
+}
+
 // insertMessage adds m to the outbox inside a start's transaction.
 func insertMessage(r runner, op string, m *phoneverify.OutboxMessage) error {
 	_, err := r.exec(qInsertMessage, m.ID, m.VerificationID, m.ServiceID, m.To, m.Country, m.Locale, m.SendCount,
@@ -76,7 +86,7 @@ func (s *Store) ClaimMessages(ctx context.Context, now time.Time, lease time.Dur
 		return nil, nil
 	}
 	var out []*phoneverify.OutboxMessage
-	err := s.withTx(ctx, op, func(r runner) error {
+	err := s.single(ctx, op, func(r runner) error {
 		out = out[:0]
 		rows, err := r.query(s.q.claimMessages, unixMilli(now), unixMilli(now.Add(lease)), limit)
 		if err != nil {
@@ -117,7 +127,7 @@ func (s *Store) FinishMessage(ctx context.Context, m *phoneverify.OutboxMessage,
 	default:
 		return mapErr(op, errors.New("a worker records queued, sent or failed"))
 	}
-	return s.withTx(ctx, op, func(r runner) error {
+	return s.single(ctx, op, func(r runner) error {
 		res, err := r.exec(query, args...)
 		if err != nil {
 			return mapErr(op, err)
@@ -142,7 +152,7 @@ func (s *Store) UpdateMessageStatus(ctx context.Context, gateway, providerID str
 		return false, nil
 	}
 	var changed bool
-	err := s.withTx(ctx, op, func(r runner) error {
+	err := s.single(ctx, op, func(r runner) error {
 		res, err := r.exec(qReceiptMessage, gateway, providerID, string(status), errText, unixMilli(at))
 		if err != nil {
 			return mapErr(op, err)
