@@ -37,9 +37,12 @@ type Sender interface {
 	Send(ctx context.Context, m *Message) (*SendResult, error)
 }
 
-// DeliveryError is a failed send. Permanent errors (a number the provider
-// cannot reach, bad credentials) are not retried; temporary ones (5xx,
-// timeouts, throttling) are.
+// DeliveryError is a failed send. Permanent errors about the message (a
+// number the provider cannot reach) are not retried and fail the
+// verification; temporary ones (5xx, timeouts, throttling) are retried.
+// Account errors (bad credentials, a refused sender, no balance) are
+// permanent for that gateway, so a router moves on to the next one, and the
+// outbox retries them like temporary errors, since an operator can fix them.
 type DeliveryError struct {
 	Gateway   string
 	Permanent bool

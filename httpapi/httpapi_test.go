@@ -180,6 +180,17 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("verification lacks %q: %s", field, r.raw)
 		}
 	}
+	msgs, _ := r.body["messages"].([]any)
+	if len(msgs) != 1 {
+		t.Fatalf("message history: %s, want one message", r.raw)
+	}
+	m, _ := msgs[0].(map[string]any)
+	if m["status"] != "sent" || m["gateway"] != "inbox" || m["created_at"] == nil {
+		t.Errorf("message %v, want sent through inbox with its time", m)
+	}
+	if strings.Contains(r.raw, code) || strings.Contains(r.raw, `"body"`) {
+		t.Errorf("the verification shows the code or the text: %s", r.raw)
+	}
 
 	bad := "000000"
 	if code == bad {
