@@ -69,6 +69,14 @@ type OutboxMessage struct {
 	ExpiresAt time.Time
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// VerificationStatus and VerificationSendCount are the stored status
+	// and send_count of the message's verification when
+	// [Outbox.ClaimMessages] took the message, so that a worker can tell a
+	// dead code without reading the verification; other reads leave them
+	// zero.
+	VerificationStatus    Status
+	VerificationSendCount int
 }
 
 // MessageOutcome is what a worker records after trying a claimed message.
@@ -92,7 +100,8 @@ type Outbox interface {
 	// first, counts an attempt on each and leases them until now+lease:
 	// until then no other call claims them; after it (the worker died) they
 	// are due again. Concurrent callers, on any node, never claim the same
-	// message while its lease runs.
+	// message while its lease runs. Each message comes with its
+	// verification's status and send_count.
 	ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxMessage, error)
 
 	// FinishMessage records the outcome of the claim m.Attempts of m.

@@ -32,14 +32,6 @@ import (
 	"github.com/phoneverify/phoneverify/phone"
 )
 
-// Store is what the workers need of the store: the outbox, and the
-// verification a message belongs to.
-type Store interface {
-	pv.Outbox
-	// Verification returns a verification. Returns ENotFound if none.
-	Verification(ctx context.Context, serviceID, id string) (*pv.Verification, error)
-}
-
 // Failer is told when the code a message carries cannot be delivered, so
 // that its verification turns failed; [verify.Engine.FailDelivery] is one.
 type Failer interface {
@@ -58,7 +50,7 @@ const (
 // Config holds what a [Dispatcher] needs. Store, Sender, Sealer and Failer
 // are required.
 type Config struct {
-	Store  Store
+	Store  pv.Outbox
 	Sender pv.Sender
 	// Sealer opens the sealed text; it must come from the secret the engine
 	// sealed with.
@@ -92,7 +84,7 @@ type Config struct {
 
 // Dispatcher runs the outbox workers of one node.
 type Dispatcher struct {
-	store       Store
+	store       pv.Outbox
 	sender      pv.Sender
 	sealer      *otp.Sealer
 	failer      Failer
@@ -266,19 +258,16 @@ func (d *Dispatcher) Drain(ctx context.Context) (int, error) {
 // another claim sends it again.
 func (d *Dispatcher) process(ctx context.Context, m *pv.OutboxMessage) {
 	now := d.now()
-	v, err := d.store.Verification(ctx, m.ServiceID, m.VerificationID)
+	// The verification's state comes with the claim.
 	switch {
-	case pv.ErrorCode(err) == pv.ENotFound:
+	case m.VerificationStatus == "":
 		d.finish(ctx, m, pv.MessageOutcome{Status: pv.MessageFailed, Error: "verification not found", At: now})
 		return
-	case err != nil:
-		d.log.WarnContext(ctx, "outbox: reading verification", "message_id", m.ID, "error", err)
-		return
-	case v.SendCount != m.SendCount:
+	case m.VerificationSendCount != m.SendCount:
 		d.finish(ctx, m, pv.MessageOutcome{Status: pv.MessageFailed, Error: "superseded by a newer code", At: now})
 		return
-	case v.Status != pv.StatusPending:
-		d.finish(ctx, m, pv.MessageOutcome{Status: pv.MessageFailed, Error: "verification " + string(v.Status) + " before sending", At: now})
+	case m.VerificationStatus != pv.StatusPending:
+		d.finish(ctx, m, pv.MessageOutcome{Status: pv.MessageFailed, Error: "verification " + string(m.VerificationStatus) + " before sending", At: now})
 		return
 	case !now.Before(m.ExpiresAt):
 		d.giveUp(ctx, m, pv.MessageOutcome{Status: pv.MessageFailed, Error: "not sent within the verification's lifetime", At: now})

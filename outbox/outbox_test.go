@@ -27,7 +27,7 @@ var errKilled = errors.New("node killed")
 // killable is a store that stops answering once killed, as if its node had
 // died: nothing more is claimed or recorded.
 type killable struct {
-	outbox.Store
+	pv.Outbox
 	killed atomic.Bool
 }
 
@@ -35,14 +35,14 @@ func (k *killable) ClaimMessages(ctx context.Context, now time.Time, lease time.
 	if k.killed.Load() {
 		return nil, errKilled
 	}
-	return k.Store.ClaimMessages(ctx, now, lease, limit)
+	return k.Outbox.ClaimMessages(ctx, now, lease, limit)
 }
 
 func (k *killable) FinishMessage(ctx context.Context, m *pv.OutboxMessage, o pv.MessageOutcome) error {
 	if k.killed.Load() {
 		return errKilled
 	}
-	return k.Store.FinishMessage(ctx, m, o)
+	return k.Outbox.FinishMessage(ctx, m, o)
 }
 
 // blocking is a gateway that takes a message and never answers until the
@@ -66,7 +66,7 @@ func TestCrashBetweenClaimAndFinish(t *testing.T) {
 		v := e.start(t, e.number())
 
 		gw := &blocking{started: make(chan pv.Message, 1)}
-		dead := &killable{Store: e.store}
+		dead := &killable{Outbox: e.store}
 		d1 := e.dispatcher(t, gw, func(c *outbox.Config) { c.Store = dead })
 		ctx, kill := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -23,7 +24,9 @@ const (
 	// on SQLite the single writer serialises claims.
 	qClaimMessagesHead = `UPDATE outbox SET attempts = attempts + 1, due_at = $2, updated_at = $1
 	WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND due_at <= $1 ORDER BY due_at LIMIT $3`
-	qClaimMessagesTail   = `) RETURNING ` + messageColumns
+	qClaimMessagesTail = `) RETURNING ` + messageColumns + `,
+	(SELECT v.status FROM verifications v WHERE v.id = outbox.verification_id),
+	(SELECT v.send_count FROM verifications v WHERE v.id = outbox.verification_id)`
 	qClaimMessagesSQLite = qClaimMessagesHead + qClaimMessagesTail
 	// qRetryMessage keeps the message queued until $3; qFinishMessage
 	// records a final outcome and wipes the sealed text. Both apply only to
@@ -94,10 +97,16 @@ func (s *Store) ClaimMessages(ctx context.Context, now time.Time, lease time.Dur
 		}
 		defer rows.Close()
 		for rows.Next() {
-			m, err := scanMessage(rows)
+			var (
+				status    sql.NullString
+				sendCount sql.NullInt64
+			)
+			m, err := scanMessage(rows, &status, &sendCount)
 			if err != nil {
 				return mapErr(op, err)
 			}
+			m.VerificationStatus = phoneverify.Status(status.String)
+			m.VerificationSendCount = int(sendCount.Int64)
 			out = append(out, m)
 		}
 		return mapErr(op, rows.Err())
@@ -194,14 +203,16 @@ func (s *Store) Messages(ctx context.Context, serviceID, verificationID string) 
 	return out, nil
 }
 
-func scanMessage(sc scanner) (*phoneverify.OutboxMessage, error) {
+// scanMessage reads messageColumns, then extra.
+func scanMessage(sc scanner, extra ...any) (*phoneverify.OutboxMessage, error) {
 	var (
 		m                                      phoneverify.OutboxMessage
 		status                                 string
 		dueAt, expiresAt, createdAt, updatedAt int64
 	)
-	err := sc.Scan(&m.ID, &m.VerificationID, &m.ServiceID, &m.To, &m.Country, &m.Locale, &m.SendCount, &m.Sealed,
-		&status, &m.Gateway, &m.ProviderID, &m.Error, &m.Attempts, &dueAt, &expiresAt, &createdAt, &updatedAt)
+	dest := []any{&m.ID, &m.VerificationID, &m.ServiceID, &m.To, &m.Country, &m.Locale, &m.SendCount, &m.Sealed,
+		&status, &m.Gateway, &m.ProviderID, &m.Error, &m.Attempts, &dueAt, &expiresAt, &createdAt, &updatedAt}
+	err := sc.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err
 	}

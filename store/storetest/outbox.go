@@ -123,6 +123,9 @@ func testOutboxClaims(t *testing.T, s phoneverify.Store) {
 		if m.Attempts != 1 || m.DueAt.Sub(later) < time.Minute || string(m.Sealed) != "sealed" {
 			t.Errorf("claimed %+v, want attempt 1, due at the lease's end, sealed text", m)
 		}
+		if m.VerificationStatus != phoneverify.StatusPending || m.VerificationSendCount != 1 {
+			t.Errorf("claimed with verification %s/%d, want pending/1", m.VerificationStatus, m.VerificationSendCount)
+		}
 	}
 	c2 := got[1]
 
