@@ -14,10 +14,12 @@ type Message struct {
 	VerificationID string
 	ServiceID      string
 	// To is the destination in E.164.
-	To     string
-	Body   string
-	Code   string
-	Locale string
+	To string
+	// Country is the ISO region of To, when known; routing uses it.
+	Country string
+	Body    string
+	Code    string
+	Locale  string
 }
 
 // SendResult describes an accepted message.
@@ -35,12 +37,19 @@ type Sender interface {
 	Send(ctx context.Context, m *Message) (*SendResult, error)
 }
 
-// DeliveryError is a failed send. Permanent errors (a number the provider
-// cannot reach, bad credentials) are not retried; temporary ones (5xx,
-// timeouts, throttling) are.
+// DeliveryError is a failed send. Permanent errors about the message (a
+// number the provider cannot reach) are not retried and fail the
+// verification; temporary ones (5xx, timeouts, throttling) are retried.
+// Account errors (bad credentials, a refused sender, no balance) are
+// permanent for that gateway, so a router moves on to the next one, and the
+// outbox retries them like temporary errors, since an operator can fix them.
 type DeliveryError struct {
 	Gateway   string
 	Permanent bool
+	// Account marks a failure of the gateway's own account or setup (bad
+	// credentials, a sender it refuses, no balance) rather than of the
+	// message: another gateway may still deliver it.
+	Account bool
 	// Code is the provider's own error code or HTTP status, if any.
 	Code string
 	// Reason is a short description safe to store and show an operator.

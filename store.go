@@ -49,6 +49,10 @@ type Store interface {
 	// Returns ENotFound if the reference matches no verification.
 	UpdateVerification(ctx context.Context, ref VerificationRef, apply func(*Verification) (*Update, error)) (*Verification, error)
 
+	// Messages returns the outbox messages of a verification, oldest first,
+	// without their sealed text. An unknown verification has none.
+	Messages(ctx context.Context, serviceID, verificationID string) ([]*OutboxMessage, error)
+
 	// ExpireVerifications marks every pending verification whose code expired
 	// at or before now as expired and returns how many it marked.
 	ExpireVerifications(ctx context.Context, now time.Time) (int, error)
@@ -113,6 +117,10 @@ type StartResult struct {
 	Save *Verification
 	// Sends replaces the number's send history.
 	Sends []time.Time
+	// Message, when set, is inserted into the outbox in the same
+	// transaction, so that a committed start always has its message queued.
+	// It must be for Save.
+	Message *OutboxMessage
 }
 
 // VerificationRef names a verification by ID, or by phone number as the

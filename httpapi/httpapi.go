@@ -26,7 +26,16 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Logger gets one line per request and every internal error.
 	Logger *slog.Logger
+	// Routes are extra routes that take no API key, by ServeMux pattern
+	// ("POST /v1/receipts/twilio"): delivery receipts, which their
+	// providers' signatures authenticate. An error they return is answered
+	// in the API's error format.
+	Routes map[string]RouteFunc
 }
+
+// RouteFunc serves one request of an extra route. It writes the success
+// answer itself and returns an error for the API to answer instead.
+type RouteFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Handler is the native API's http.Handler.
 type Handler struct {
@@ -54,6 +63,13 @@ func New(cfg Config) *Handler {
 	h.route("GET /v1/tokens/{token}", h.auth("", h.introspectToken))
 	h.route("GET /v1/subjects/{subject}", h.auth("", h.getSubject))
 	h.route("GET /.well-known/jwks.json", h.getJWKS)
+	for pattern, fn := range cfg.Routes {
+		h.route(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(w, r); err != nil {
+				h.writeError(w, r, err)
+			}
+		})
+	}
 	h.route("GET /healthz", h.healthz)
 	h.route("GET /readyz", h.readyz)
 	h.root = h.recoverPanics(h.withRequestID(h.dispatch(h.fallbacks())))

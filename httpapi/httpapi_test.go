@@ -21,6 +21,7 @@ import (
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/otp"
+	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/verify"
@@ -29,7 +30,9 @@ import (
 const apiKey = "test-key-0123456789"
 
 // inbox keeps the last code sent to each number, standing in for phones.
+// Reading it first drains the outbox, as a running node's workers would.
 type inbox struct {
+	drain func()
 	mu    sync.Mutex
 	codes map[string]string
 	n     int
@@ -44,12 +47,13 @@ func (i *inbox) Send(_ context.Context, m *pv.Message) (*pv.SendResult, error) {
 }
 
 func (i *inbox) code(to string) string {
+	i.drain()
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.codes[to]
 }
 
-func (i *inbox) count() int { i.mu.Lock(); defer i.mu.Unlock(); return i.n }
+func (i *inbox) count() int { i.drain(); i.mu.Lock(); defer i.mu.Unlock(); return i.n }
 
 type env struct {
 	h      *httpapi.Handler
@@ -78,10 +82,20 @@ func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := &inbox{codes: map[string]string{}}
-	e, err := verify.New(verify.Config{Store: st, Sender: in, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey})
+	sealer, _ := otp.NewSealer(secret)
+	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	in := &inbox{codes: map[string]string{}}
+	d, err := outbox.New(outbox.Config{Store: st, Sender: in, Sealer: sealer, Failer: e})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in.drain = func() {
+		if _, err := d.Drain(context.Background()); err != nil {
+			tb.Errorf("Drain: %v", err)
+		}
 	}
 	seed := pv.NewService("Example")
 	if tweak != nil {
@@ -166,6 +180,17 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("verification lacks %q: %s", field, r.raw)
 		}
 	}
+	msgs, _ := r.body["messages"].([]any)
+	if len(msgs) != 1 {
+		t.Fatalf("message history: %s, want one message", r.raw)
+	}
+	m, _ := msgs[0].(map[string]any)
+	if m["status"] != "sent" || m["gateway"] != "inbox" || m["created_at"] == nil {
+		t.Errorf("message %v, want sent through inbox with its time", m)
+	}
+	if strings.Contains(r.raw, code) || strings.Contains(r.raw, `"body"`) {
+		t.Errorf("the verification shows the code or the text: %s", r.raw)
+	}
 
 	bad := "000000"
 	if code == bad {
@@ -221,11 +246,12 @@ func TestCancelAndStatuses(t *testing.T) {
 	e := newEnv(t, nil)
 	r := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`)
 	id := r.str("id")
+	code := e.inbox.code("+9779812345678") // delivered before the cancel
 	r = e.do(t, "POST", "/v1/verifications/"+id+"/cancel", "")
 	if r.status != 200 || r.str("status") != "canceled" {
 		t.Fatalf("cancel: %d %s", r.status, r.raw)
 	}
-	r = e.do(t, "POST", "/v1/verifications/check", `{"id":"`+id+`","code":"`+e.inbox.code("+9779812345678")+`"}`)
+	r = e.do(t, "POST", "/v1/verifications/check", `{"id":"`+id+`","code":"`+code+`"}`)
 	if r.status != 409 || r.errCode() != "verification_canceled" {
 		t.Fatalf("check canceled: %d %s", r.status, r.raw)
 	}

@@ -74,13 +74,43 @@ func (h *Handler) startVerification(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, toJSON(v))
 }
 
+// messageJSON is one entry of a verification's message history. It never
+// carries the text or the code.
+type messageJSON struct {
+	ID         string    `json:"id"`
+	Status     string    `json:"status"`
+	Gateway    string    `json:"gateway,omitempty"`
+	ProviderID string    `json:"provider_id,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Attempts   int       `json:"attempts"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+type verificationDetailJSON struct {
+	verificationJSON
+	Messages []messageJSON `json:"messages"`
+}
+
 func (h *Handler) getVerification(w http.ResponseWriter, r *http.Request) {
-	v, err := h.engine.Get(r.Context(), apiKey(r.Context()).ServiceID, r.PathValue("id"))
+	serviceID := apiKey(r.Context()).ServiceID
+	v, err := h.engine.Get(r.Context(), serviceID, r.PathValue("id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(v))
+	msgs, err := h.engine.Messages(r.Context(), serviceID, v.ID)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := verificationDetailJSON{verificationJSON: toJSON(v), Messages: make([]messageJSON, 0, len(msgs))}
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, messageJSON{ID: m.ID, Status: string(m.Status), Gateway: m.Gateway,
+			ProviderID: m.ProviderID, Error: m.Error, Attempts: m.Attempts,
+			CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *Handler) cancelVerification(w http.ResponseWriter, r *http.Request) {

@@ -93,6 +93,9 @@ type dialectQueries struct {
 	// PostgreSQL; it is empty on SQLite, where a write transaction is
 	// exclusive already.
 	xactLock string
+	// claimMessages claims due outbox messages: with FOR UPDATE SKIP LOCKED
+	// on PostgreSQL.
+	claimMessages string
 }
 
 func newDialectQueries(dialect string) dialectQueries {
@@ -101,11 +104,13 @@ func newDialectQueries(dialect string) dialectQueries {
 			lockVerification:  qSelectVerification + ` FOR UPDATE`,
 			lockLatestByPhone: qSelectLatestByPhone + ` FOR UPDATE OF v`,
 			xactLock:          qPostgresXactLock,
+			claimMessages:     qClaimMessagesHead + ` FOR UPDATE SKIP LOCKED` + qClaimMessagesTail,
 		}
 	}
 	return dialectQueries{
 		lockVerification:  qSelectVerification,
 		lockLatestByPhone: qSelectLatestByPhone,
+		claimMessages:     qClaimMessagesSQLite,
 	}
 }
 
@@ -119,6 +124,7 @@ func writeQueries() []string {
 		qLockNumber, qUpdateNumber, qSelectStartRegistry, qUpsertVerifiedPhone,
 		qInsertAPIKey, qRevokeAPIKey,
 		qSelectSigningKeys, qCountSigningKeys, qInsertSigningKey, qRetireSigningKeys,
+		qInsertMessage, qClaimMessagesSQLite, qRetryMessage, qFinishMessage, qReceiptMessage,
 	}
 }
 
@@ -130,5 +136,6 @@ func readQueries() []string {
 		qSelectVerification, qSelectVerifiedPhone,
 		qSelectAPIKeyByHash, qSelectAPIKeys,
 		qSelectSigningKeys,
+		qSelectMessages,
 	}
 }

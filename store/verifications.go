@@ -33,8 +33,8 @@ func (s *Store) Verification(ctx context.Context, serviceID, id string) (*phonev
 // in one write transaction it locks the number's row, reads its
 // [phoneverify.StartState], calls decide, and writes the
 // [phoneverify.StartResult]: result.Close is updated, result.Save inserted
-// (a new id) or updated (Latest's id), and the number's row set to point at
-// it with result.Sends. If decide returns an error nothing is written and
+// (a new id) or updated (Latest's id), the number's row set to point at it
+// with result.Sends, and result.Message, if any, added to the outbox. If decide returns an error nothing is written and
 // that error is returned unchanged. It returns result.Save as saved.
 //
 // It returns ENotFound if the service does not exist, and EConflict if
@@ -107,6 +107,11 @@ func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey
 		if _, err := r.exec(qUpdateNumber, key.ServiceID, key.Phone, res.Save.ID, encodeSends(res.Sends)); err != nil {
 			return mapErr(op, err)
 		}
+		if res.Message != nil {
+			if err := insertMessage(r, op, res.Message); err != nil {
+				return err
+			}
+		}
 		saved = normalVerification(res.Save)
 		return nil
 	})
@@ -128,6 +133,8 @@ func checkStartResult(key phoneverify.NumberKey, res *phoneverify.StartResult) e
 		return errors.New("the verification to save is for another number")
 	case res.Close != nil && (res.Close.ServiceID != key.ServiceID || res.Close.To != key.Phone):
 		return errors.New("the verification to close is for another number")
+	case res.Message != nil:
+		return checkMessage(res.Message, res.Save)
 	}
 	return nil
 }

@@ -183,6 +183,17 @@ func (e *Engine) Get(ctx context.Context, serviceID, id string) (*pv.Verificatio
 	return v, nil
 }
 
+// Messages returns the message history of a verification: when each
+// message was queued, which gateway took it and what became of it. It never
+// holds the text or the code. Returns ENotFound if there is no such
+// verification.
+func (e *Engine) Messages(ctx context.Context, serviceID, id string) ([]*pv.OutboxMessage, error) {
+	if !validID(id, "VE") {
+		return nil, pv.ParamErrorf(pv.ENotFound, "id", "No verification has this id.")
+	}
+	return e.store.Messages(ctx, serviceID, id)
+}
+
 // Cancel ends a pending verification; its code stops working at once.
 // Returns the reason as an error if it is no longer pending.
 func (e *Engine) Cancel(ctx context.Context, serviceID, id string) (*pv.Verification, error) {

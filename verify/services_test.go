@@ -77,7 +77,7 @@ func TestStartFeatures(t *testing.T) {
 				if e := wantCode(t, err, tt.wantCode); e.Param != tt.wantParam {
 					t.Errorf("param %q, want %q", e.Param, tt.wantParam)
 				}
-				if h.phone.count() != 0 {
+				if h.sent(t) != 0 {
 					t.Error("a refused start sent a message")
 				}
 				return
@@ -85,7 +85,7 @@ func TestStartFeatures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, h.phone.last(t))
+			tt.check(t, h.last(t))
 		})
 	}
 }

@@ -6,7 +6,6 @@ package verify
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,13 +24,19 @@ import (
 	"github.com/phoneverify/phoneverify/token"
 )
 
-// Config holds what an Engine needs. Store, Sender, Hasher and Keys are
+// Config holds what an Engine needs. Store, Sealer, Hasher and Keys are
 // required; the rest have defaults.
 type Config struct {
-	Store  pv.Store
-	Sender pv.Sender
+	Store pv.Store
+	// Sealer encrypts each message's text and code for the outbox; make it
+	// from the same server secret as Hasher (otp.NewSealer).
+	Sealer *otp.Sealer
 	Hasher *otp.Hasher
 	Keys   *token.Keyring
+	// Notify, when set, is called after a start has committed a message to
+	// the outbox, to wake the workers that deliver it (outbox.Dispatcher's
+	// Notify). Workers on other nodes find it by polling.
+	Notify func()
 	// DefaultRegion lets national numbers (no country code) parse, e.g. "NP".
 	DefaultRegion string
 	// TestNumbers maps E.164 numbers to fixed codes; nothing is sent to them.
@@ -54,7 +59,8 @@ type Config struct {
 // Engine runs verifications.
 type Engine struct {
 	store         pv.Store
-	sender        pv.Sender
+	sealer        *otp.Sealer
+	notify        func()
 	hasher        *otp.Hasher
 	keys          *token.Keyring
 	defaultRegion string
@@ -78,15 +84,16 @@ type cachedService struct {
 
 // New returns an Engine, or an error naming the missing or bad setting.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Store == nil || cfg.Sender == nil || cfg.Hasher == nil || cfg.Keys == nil {
-		return nil, errors.New("verify: Store, Sender, Hasher and Keys are required")
+	if cfg.Store == nil || cfg.Sealer == nil || cfg.Hasher == nil || cfg.Keys == nil {
+		return nil, errors.New("verify: Store, Sealer, Hasher and Keys are required")
 	}
 	if cfg.DefaultRegion != "" && !phone.ValidRegion(cfg.DefaultRegion) {
 		return nil, fmt.Errorf("verify: default region %q is not a known ISO country code", cfg.DefaultRegion)
 	}
 	e := &Engine{
 		store:         cfg.Store,
-		sender:        cfg.Sender,
+		sealer:        cfg.Sealer,
+		notify:        cfg.Notify,
 		hasher:        cfg.Hasher,
 		keys:          cfg.Keys,
 		defaultRegion: strings.ToUpper(cfg.DefaultRegion),
@@ -112,6 +119,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.notify == nil {
+		e.notify = func() {}
 	}
 	if e.cacheTTL == 0 {
 		e.cacheTTL = 2 * time.Second
@@ -232,6 +242,11 @@ func (e *Engine) testNumber(raw string) (phone.Number, bool) {
 // the same subject, amount and payee, it is resent: a new code, the old one
 // dead, send_count+1. A pending verification with other bindings is
 // canceled and replaced.
+//
+// The message is not sent here: it is committed to the outbox in the same
+// transaction as the verification, and the outbox's workers deliver it. A
+// message that cannot be delivered turns the verification failed (see
+// [Engine.FailDelivery]). Test numbers get no message at all.
 func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification, error) {
 	svc, err := e.Service(ctx, req.ServiceID)
 	if err != nil {
@@ -250,7 +265,6 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	}
 	testCode, isTest := e.testNumbers[num.E164]
 
-	var code, body string
 	now := e.Now()
 	key := pv.NumberKey{ServiceID: svc.ID, Phone: num.E164, Subject: req.Subject}
 	v, err := e.store.StartVerification(ctx, key, func(st *pv.StartState) (*pv.StartResult, error) {
@@ -294,6 +308,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 				Locale: req.Locale, SendCount: 1, MaxAttempts: svc.MaxAttempts, CreatedAt: now,
 			}
 		}
+		var code string
 		if isTest {
 			code = testCode
 		} else if req.CustomCode != "" {
@@ -306,7 +321,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 				return nil, err
 			}
 		}
-		body, err = message.Render(message.Params{
+		body, err := message.Render(message.Params{
 			Template: svc.Template, App: ext.appName, Code: code, TTL: svc.CodeTTL,
 			Locale: next.Locale, Region: num.Region, AppHash: req.AppHash, WebOTPDomain: svc.WebOTPDomain,
 			Amount: ext.amount, Payee: ext.payee, DoNotShareWarning: ext.warning,
@@ -318,6 +333,11 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 		next.ExpiresAt = now.Add(svc.CodeTTL)
 		next.UpdatedAt = now
 		res.Save = &next
+		if !isTest {
+			if res.Message, err = e.newMessage(&next, body, code, now); err != nil {
+				return nil, err
+			}
+		}
 		return res, nil
 	})
 	if err != nil {
@@ -326,42 +346,54 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	e.log.InfoContext(ctx, "verification started", "verification_id", v.ID, "service_id", v.ServiceID,
 		"to", phone.Mask(v.To), "country", v.Country, "send_count", v.SendCount, "test_number", isTest)
 	e.recordSend(ctx, v)
-	if isTest {
-		return v, nil
+	if !isTest {
+		e.notify()
 	}
-	return e.deliver(ctx, v, &pv.Message{VerificationID: v.ID, ServiceID: v.ServiceID, To: v.To, Body: body, Code: code, Locale: v.Locale})
+	return v, nil
 }
 
-// deliver hands the message to the sender. A failed send leaves no live code
-// behind: the verification turns failed and the caller gets
-// gateway_unavailable.
-func (e *Engine) deliver(ctx context.Context, v *pv.Verification, m *pv.Message) (*pv.Verification, error) {
-	res, sendErr := e.sender.Send(ctx, m)
-	if sendErr == nil {
-		gw := ""
-		if res != nil {
-			gw = res.Gateway
-		}
-		e.log.DebugContext(ctx, "message accepted", "verification_id", v.ID, "gateway", gw)
-		return v, nil
+// newMessage makes the outbox message that carries code to v, its text and
+// code sealed.
+func (e *Engine) newMessage(v *pv.Verification, body, code string, now time.Time) (*pv.OutboxMessage, error) {
+	id, err := e.NewID("MS")
+	if err != nil {
+		return nil, err
 	}
-	e.log.WarnContext(ctx, "message not sent", "verification_id", v.ID, "to", phone.Mask(v.To), "error", sendErr)
-	hash := v.CodeHash
-	_, err := e.store.UpdateVerification(context.WithoutCancel(ctx), pv.VerificationRef{ServiceID: v.ServiceID, ID: v.ID},
+	sealed, err := e.sealer.SealMessage(id, body, code)
+	if err != nil {
+		return nil, fmt.Errorf("verify: seal message: %w", err)
+	}
+	return &pv.OutboxMessage{
+		ID: id, VerificationID: v.ID, ServiceID: v.ServiceID, To: v.To, Country: v.Country, Locale: v.Locale,
+		SendCount: v.SendCount, Sealed: sealed, Status: pv.MessageQueued,
+		DueAt: now, ExpiresAt: v.ExpiresAt, CreatedAt: now, UpdatedAt: now,
+	}, nil
+}
+
+// FailDelivery records that the code m carried could not be delivered: the
+// verification turns failed, so no live code is left that nobody received.
+// Only the code m carried is failed: if a resend has replaced it since, or
+// the verification is no longer pending, nothing changes. Returns ENotFound
+// if the verification does not exist.
+func (e *Engine) FailDelivery(ctx context.Context, m *pv.OutboxMessage) error {
+	now := e.Now()
+	failed := false
+	_, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: m.ServiceID, ID: m.VerificationID},
 		func(cur *pv.Verification) (*pv.Update, error) {
-			// Only fail the code this start sent; a newer resend stands.
-			if cur.Status != pv.StatusPending || subtle.ConstantTimeCompare(cur.CodeHash, hash) != 1 {
+			if cur.Status != pv.StatusPending || cur.SendCount != m.SendCount {
 				return &pv.Update{}, nil
 			}
 			cur.Status = pv.StatusFailed
-			cur.UpdatedAt = e.Now()
+			cur.UpdatedAt = now
+			failed = true
 			return &pv.Update{Save: true}, nil
 		})
-	if err != nil {
-		e.log.ErrorContext(ctx, "marking verification failed", "verification_id", v.ID, "error", err)
+	if err != nil || !failed {
+		return err
 	}
-	return nil, &pv.Error{Code: pv.EGatewayUnavailable, Message: "The message could not be sent; try again later.",
-		RetryAfter: 5 * time.Second, Err: sendErr}
+	e.log.WarnContext(ctx, "verification failed: message not delivered", "verification_id", m.VerificationID,
+		"message_id", m.ID, "to", phone.Mask(m.To))
+	return nil
 }
 
 func checkRegistry(svc *pv.Service, subject, e164 string, st *pv.StartState) error {

@@ -3,7 +3,6 @@ package verify_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/otp"
+	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/verify"
@@ -58,12 +58,38 @@ func (p *phoneSim) last(t *testing.T) pv.Message {
 
 func (p *phoneSim) count() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.msgs) }
 
+// harness runs an engine and, for delivery, an outbox dispatcher that
+// sends to phone; last and sent drain the outbox first, as the workers of a
+// running node would.
 type harness struct {
-	e     *verify.Engine
-	clock *clock
-	phone *phoneSim
-	svc   *pv.Service
-	store *store.Store
+	e      *verify.Engine
+	clock  *clock
+	phone  *phoneSim
+	outbox *outbox.Dispatcher
+	svc    *pv.Service
+	store  *store.Store
+}
+
+// drain delivers every message due now.
+func (h *harness) drain(t *testing.T) {
+	t.Helper()
+	if _, err := h.outbox.Drain(context.Background()); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+}
+
+// last drains the outbox and returns the last message the phone received.
+func (h *harness) last(t *testing.T) pv.Message {
+	t.Helper()
+	h.drain(t)
+	return h.phone.last(t)
+}
+
+// sent drains the outbox and returns how many messages the phone received.
+func (h *harness) sent(t *testing.T) int {
+	t.Helper()
+	h.drain(t)
+	return h.phone.count()
 }
 
 const (
@@ -92,9 +118,15 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sealer, _ := otp.NewSealer(secret)
 	sim := &phoneSim{}
-	e, err := verify.New(verify.Config{Store: st, Sender: sim, Hasher: hasher, Keys: keys, Now: c.Now,
+	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, Now: c.Now,
 		DefaultRegion: "NP", TestNumbers: map[string]string{testNum: "123456"}, ServiceCacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := outbox.New(outbox.Config{Store: st, Sender: sim, Sealer: sealer, Failer: e, Now: c.Now,
+		Rand: func() float64 { return 0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +138,7 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{e: e, clock: c, phone: sim, svc: svc, store: st}
+	return &harness{e: e, clock: c, phone: sim, outbox: d, svc: svc, store: st}
 }
 
 func (h *harness) start(t *testing.T, req verify.StartRequest) *pv.Verification {
@@ -147,7 +179,7 @@ func TestStartAndCheck(t *testing.T) {
 	if !v.ExpiresAt.Equal(h.clock.Now().Add(10 * time.Minute)) {
 		t.Errorf("expires_at = %v, want now+10m", v.ExpiresAt)
 	}
-	m := h.phone.last(t)
+	m := h.last(t)
 	if m.To != nepal || !otp.ValidFormat(m.Code, 6) {
 		t.Fatalf("message %+v", m)
 	}
@@ -179,10 +211,10 @@ func TestStartAndCheck(t *testing.T) {
 func TestResendKillsOldCode(t *testing.T) {
 	h := newHarness(t, nil)
 	v1 := h.start(t, verify.StartRequest{To: nepal})
-	first := h.phone.last(t).Code
+	first := h.last(t).Code
 	h.clock.Advance(30 * time.Second)
 	v2 := h.start(t, verify.StartRequest{To: nepal})
-	second := h.phone.last(t).Code
+	second := h.last(t).Code
 	if v2.ID != v1.ID || v2.SendCount != 2 {
 		t.Fatalf("resend: id %s→%s send_count %d, want same id and 2", v1.ID, v2.ID, v2.SendCount)
 	}
@@ -209,7 +241,7 @@ func TestNeverRepeatsPreviousCode(t *testing.T) {
 	for i := range 300 {
 		h.clock.Advance(2 * time.Second)
 		h.start(t, verify.StartRequest{To: nepal})
-		code := h.phone.last(t).Code
+		code := h.last(t).Code
 		if code == prev {
 			t.Fatalf("send %d repeated the previous code", i)
 		}
@@ -233,7 +265,7 @@ func TestBindingChangeReplacesVerification(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	h := newHarness(t, func(s *pv.Service) { s.CodeTTL = 45 * time.Second })
 	v := h.start(t, verify.StartRequest{To: nepal})
-	code := h.phone.last(t).Code
+	code := h.last(t).Code
 	h.clock.Advance(45 * time.Second)
 	got, _ := h.e.Get(context.Background(), h.svc.ID, v.ID)
 	if got.Status != pv.StatusExpired {
@@ -267,6 +299,9 @@ func TestSendLimit(t *testing.T) {
 	h := newHarness(t, nil) // 5 per 10 minutes
 	for range 5 {
 		h.start(t, verify.StartRequest{To: nepal})
+		// Deliver each before the next: an unsent message whose code a
+		// resend replaced is given up, not sent.
+		h.drain(t)
 		h.clock.Advance(time.Minute)
 	}
 	// Now 5 minutes after the first send: the sixth must wait 5 more minutes.
@@ -275,8 +310,8 @@ func TestSendLimit(t *testing.T) {
 	if e.RetryAfter != 5*time.Minute {
 		t.Errorf("RetryAfter = %v, want 5m", e.RetryAfter)
 	}
-	if h.phone.count() != 5 {
-		t.Errorf("sent %d messages, want 5", h.phone.count())
+	if h.sent(t) != 5 {
+		t.Errorf("sent %d messages, want 5", h.sent(t))
 	}
 	// Other numbers are unaffected.
 	h.start(t, verify.StartRequest{To: nepal2})
@@ -287,7 +322,7 @@ func TestSendLimit(t *testing.T) {
 func TestAttemptLimit(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
-	code := h.phone.last(t).Code
+	code := h.last(t).Code
 	for i := 1; i <= 5; i++ {
 		_, err := h.check(verify.CheckRequest{ID: v.ID, Code: wrong(code)})
 		e := wantCode(t, err, pv.EIncorrectCode)
@@ -311,7 +346,7 @@ func TestResendKeepsAttempts(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	for range 3 {
-		_, _ = h.check(verify.CheckRequest{ID: v.ID, Code: wrong(h.phone.last(t).Code)})
+		_, _ = h.check(verify.CheckRequest{ID: v.ID, Code: wrong(h.last(t).Code)})
 	}
 	v = h.start(t, verify.StartRequest{To: nepal})
 	if v.Attempts != 3 {
@@ -340,7 +375,7 @@ func TestBindings(t *testing.T) {
 			h := newHarness(t, nil)
 			tt.start.To = nepal
 			v := h.start(t, tt.start)
-			tt.check.ID, tt.check.Code = v.ID, h.phone.last(t).Code
+			tt.check.ID, tt.check.Code = v.ID, h.last(t).Code
 			res, err := h.check(tt.check)
 			if tt.code == "" {
 				if err != nil {
@@ -385,7 +420,7 @@ func TestRegistryRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tt.tweak)
 			v := h.start(t, verify.StartRequest{To: nepal, Subject: "alice"})
-			if _, err := h.check(verify.CheckRequest{ID: v.ID, Code: h.phone.last(t).Code, Subject: "alice"}); err != nil {
+			if _, err := h.check(verify.CheckRequest{ID: v.ID, Code: h.last(t).Code, Subject: "alice"}); err != nil {
 				t.Fatal(err)
 			}
 			tt.next.ServiceID = h.svc.ID
@@ -404,7 +439,7 @@ func TestRegistryRules(t *testing.T) {
 func TestCancel(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
-	code := h.phone.last(t).Code
+	code := h.last(t).Code
 	c, err := h.e.Cancel(context.Background(), h.svc.ID, v.ID)
 	if err != nil || c.Status != pv.StatusCanceled {
 		t.Fatalf("Cancel: %+v %v", c, err)
@@ -474,8 +509,11 @@ func TestBadInput(t *testing.T) {
 func TestTestNumber(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: "+1 500 555 0006"})
-	if h.phone.count() != 0 {
+	if h.sent(t) != 0 {
 		t.Fatal("a message was sent to a test number")
+	}
+	if msgs, err := h.e.Messages(context.Background(), h.svc.ID, v.ID); err != nil || len(msgs) != 0 {
+		t.Fatalf("test number outbox = %d messages (%v), want none", len(msgs), err)
 	}
 	if v.To != testNum {
 		t.Errorf("to = %s", v.To)
@@ -485,25 +523,53 @@ func TestTestNumber(t *testing.T) {
 	}
 }
 
+// TestGatewayFailure: a start returns before sending; a message the gateway
+// refuses for good fails its verification, one it cannot take for now is
+// retried, and neither leaves a code behind that nobody received.
 func TestGatewayFailure(t *testing.T) {
 	h := newHarness(t, nil)
+	h.phone.fail = &pv.DeliveryError{Gateway: "sim", Permanent: true, Reason: "invalid number"}
+	v := h.start(t, verify.StartRequest{To: nepal})
+	if v.Status != pv.StatusPending {
+		t.Fatalf("status after start = %s, want pending (sending happens later)", v.Status)
+	}
+	h.drain(t)
+	got, err := h.e.Get(context.Background(), h.svc.ID, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != pv.StatusFailed {
+		t.Fatalf("status after a permanent refusal = %s, want failed", got.Status)
+	}
+	msgs, err := h.e.Messages(context.Background(), h.svc.ID, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0].Status != pv.MessageFailed || msgs[0].Error == "" {
+		t.Fatalf("history = %+v, want one failed message with its error", msgs)
+	}
+
 	h.phone.fail = &pv.DeliveryError{Gateway: "sim", Reason: "503"}
-	_, err := h.e.Start(context.Background(), verify.StartRequest{ServiceID: h.svc.ID, To: nepal})
-	wantCode(t, err, pv.EGatewayUnavailable)
-	if !errors.As(err, new(*pv.DeliveryError)) {
-		t.Error("the delivery error is not wrapped")
+	v2 := h.start(t, verify.StartRequest{To: nepal})
+	if v2.SendCount != 1 || v2.ID == v.ID {
+		t.Errorf("after a failed send the next start should be a new verification, got send_count %d", v2.SendCount)
+	}
+	h.drain(t)
+	if got, _ := h.e.Get(context.Background(), h.svc.ID, v2.ID); got.Status != pv.StatusPending {
+		t.Fatalf("status after a temporary error = %s, want pending", got.Status)
 	}
 	h.phone.fail = nil
-	v := h.start(t, verify.StartRequest{To: nepal})
-	if v.SendCount != 1 {
-		t.Errorf("after a failed send the next start should be a new verification, got send_count %d", v.SendCount)
+	h.clock.Advance(time.Second) // the first retry is due after MinBackoff/2 with no jitter
+	code := h.last(t).Code
+	if _, err := h.check(verify.CheckRequest{ID: v2.ID, Code: code}); err != nil {
+		t.Fatalf("check after the retry delivered: %v", err)
 	}
 }
 
 func TestIntrospectRejects(t *testing.T) {
 	h := newHarness(t, func(s *pv.Service) { s.TokenTTL = time.Minute })
 	v := h.start(t, verify.StartRequest{To: nepal})
-	res, err := h.check(verify.CheckRequest{ID: v.ID, Code: h.phone.last(t).Code})
+	res, err := h.check(verify.CheckRequest{ID: v.ID, Code: h.last(t).Code})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +587,7 @@ func TestIntrospectRejects(t *testing.T) {
 func TestConcurrentChecks(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
-	code := h.phone.last(t).Code
+	code := h.last(t).Code
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	approvals, outcomes := 0, map[string]int{}
@@ -559,7 +625,7 @@ func TestConcurrentChecks(t *testing.T) {
 func TestCodeNeverStoredInClear(t *testing.T) {
 	h := newHarness(t, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
-	code := h.phone.last(t).Code
+	code := h.last(t).Code
 	got, _ := h.store.Verification(context.Background(), h.svc.ID, v.ID)
 	if bytes.Contains(got.CodeHash, []byte(code)) || len(got.CodeHash) != 32 {
 		t.Errorf("stored code hash %x looks wrong", got.CodeHash)

@@ -43,7 +43,14 @@ func openAdmin(ctx context.Context, cfg *Config, stderr io.Writer) (*admin, erro
 		st.Close()
 		return nil, err
 	}
-	m.Engine, err = verify.New(verify.Config{Store: st, Sender: noSender{}, Hasher: hasher, Keys: m.Keys, Now: m.Now})
+	sealer, err := otp.NewSealer(secret)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// Administration commands start no verification, so nothing wakes
+	// outbox workers here.
+	m.Engine, err = verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: m.Keys, Now: m.Now})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -53,13 +60,6 @@ func openAdmin(ctx context.Context, cfg *Config, stderr io.Writer) (*admin, erro
 		return nil, err
 	}
 	return &admin{m}, nil
-}
-
-// noSender refuses to send: administration commands never send messages.
-type noSender struct{}
-
-func (noSender) Send(context.Context, *pv.Message) (*pv.SendResult, error) {
-	return nil, &pv.DeliveryError{Gateway: "none", Permanent: true, Reason: "administration commands do not send"}
 }
 
 // splitID takes a leading positional argument (an id) off args.

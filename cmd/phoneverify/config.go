@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -31,6 +32,18 @@ type Config struct {
 	// Twilio-compatible API (development and tests).
 	CompatAccountSID string
 	CompatAuthToken  string
+	// PublicURL is where providers reach this service (delivery receipts).
+	PublicURL        string
+	Routes           string
+	OutboxWorkers    int
+	CircuitThreshold int
+	CircuitCooldown  time.Duration
+	// VonageSignatureSecret, when set, is required on Vonage receipts.
+	VonageSignatureSecret string
+	VonageSignatureMethod string
+	// Gateways holds every enabled gateway, read from the
+	// PHONEVERIFY_GATEWAY_* variables by the gateway packages.
+	Gateways GatewayConfigs
 }
 
 // setting is one configuration entry: its environment variable, its flag
@@ -80,6 +93,20 @@ func settings() []setting {
 			set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
 		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired",
 			set: func(c *Config, v string) (err error) { c.ExpireInterval, err = time.ParseDuration(v); return err }},
+		{env: "PHONEVERIFY_PUBLIC_URL", help: "public base URL of this service, e.g. https://verify.example.com; Twilio status callbacks go to its /v1/receipts/twilio",
+			set: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil }},
+		{env: "PHONEVERIFY_ROUTES", help: "gateways per destination, in failover order: +977=sparrow;NP=sparrow;*=twilio,vonage (default: every enabled gateway)",
+			set: func(c *Config, v string) error { c.Routes = v; return nil }},
+		{env: "PHONEVERIFY_OUTBOX_WORKERS", def: "8", help: "messages each node sends at once",
+			set: func(c *Config, v string) (err error) { c.OutboxWorkers, err = strconv.Atoi(v); return err }},
+		{env: "PHONEVERIFY_CIRCUIT_THRESHOLD", def: "3", help: "consecutive failures after which a gateway is skipped for the cooldown",
+			set: func(c *Config, v string) (err error) { c.CircuitThreshold, err = strconv.Atoi(v); return err }},
+		{env: "PHONEVERIFY_CIRCUIT_COOLDOWN", def: "30s", help: "how long a failing gateway is skipped before one probe message",
+			set: func(c *Config, v string) (err error) { c.CircuitCooldown, err = time.ParseDuration(v); return err }},
+		{env: "PHONEVERIFY_GATEWAY_VONAGE_SIGNATURE_SECRET", secret: true, help: "signature secret of the Vonage account; when set, unsigned or badly signed delivery receipts are refused",
+			set: func(c *Config, v string) error { c.VonageSignatureSecret = v; return nil }},
+		{env: "PHONEVERIFY_GATEWAY_VONAGE_SIGNATURE_METHOD", def: "md5hash", help: "Vonage signature method: md5hash, md5, sha1, sha256 or sha512",
+			set: func(c *Config, v string) error { c.VonageSignatureMethod = strings.ToLower(v); return nil }},
 	}
 }
 
@@ -119,6 +146,11 @@ func LoadConfig(getenv func(string) string, fs *flag.FlagSet, args []string) (*C
 			errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
 		}
 	}
+	gateways, err := loadGateways(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Gateways = gateways
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
@@ -155,6 +187,23 @@ func (c *Config) validate() error {
 		return errors.New("PHONEVERIFY_SHUTDOWN_TIMEOUT and PHONEVERIFY_EXPIRE_INTERVAL must be positive durations")
 	case c.DBMaxOpenConns < 0:
 		return errors.New("PHONEVERIFY_DB_MAX_OPEN_CONNS must not be negative")
+	case c.OutboxWorkers < 1 || c.OutboxWorkers > 1000:
+		return errors.New("PHONEVERIFY_OUTBOX_WORKERS must be between 1 and 1000")
+	case c.CircuitThreshold < 1 || c.CircuitCooldown <= 0:
+		return errors.New("PHONEVERIFY_CIRCUIT_THRESHOLD must be at least 1 and PHONEVERIFY_CIRCUIT_COOLDOWN a positive duration")
+	case c.VonageSignatureSecret != "" && c.Gateways.Vonage == nil:
+		return errors.New("PHONEVERIFY_GATEWAY_VONAGE_SIGNATURE_SECRET is set but the Vonage gateway is not enabled")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return errors.New("PHONEVERIFY_PUBLIC_URL must be an absolute http or https URL without a query")
+		}
+	}
+	switch c.VonageSignatureMethod {
+	case "md5hash", "md5", "sha1", "sha256", "sha512":
+	default:
+		return errors.New("PHONEVERIFY_GATEWAY_VONAGE_SIGNATURE_METHOD must be md5hash, md5, sha1, sha256 or sha512")
 	}
 	if err := validCompat(c.CompatAccountSID, c.CompatAuthToken); err != nil {
 		return err

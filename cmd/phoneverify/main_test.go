@@ -188,30 +188,34 @@ func (b *blockingSender) Send(ctx context.Context, m *pv.Message) (*pv.SendResul
 	return &pv.SendResult{Gateway: "blocking"}, nil
 }
 
-// TestGracefulShutdownFinishesRequests: a start in flight when shutdown
-// begins still completes and gets its answer.
-func TestGracefulShutdownFinishesRequests(t *testing.T) {
+// TestGracefulShutdownFinishesSends: a message being sent when shutdown
+// begins is finished and recorded before Close returns, so a restart does not
+// send it again.
+func TestGracefulShutdownFinishesSends(t *testing.T) {
+	dir := t.TempDir()
 	gw := &blockingSender{entered: make(chan struct{}), release: make(chan struct{})}
-	m, _ := startNode(t, t.TempDir(), nil, func(m *Main) { m.Sender = gw })
-	results := make(chan int, 1)
-	go func() {
-		status, _ := call(t, m, "POST", "/v1/verifications", `{"to":"+9779812345678"}`)
-		results <- status
-	}()
-	<-gw.entered
+	m, _ := startNode(t, dir, nil, func(m *Main) { m.Sender = gw })
+	status, v := call(t, m, "POST", "/v1/verifications", `{"to":"+9779812345678"}`)
+	if status != 201 {
+		t.Fatalf("start: %d %v", status, v)
+	}
+	<-gw.entered // a worker is inside the gateway
 	closed := make(chan error, 1)
-	go func() { closed <- m.server.Shutdown(context.Background()) }()
+	go func() { closed <- m.Close() }()
 	select {
 	case err := <-closed:
-		t.Fatalf("shutdown returned (%v) while a request was in flight", err)
+		t.Fatalf("Close returned (%v) while a send was in flight", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(gw.release)
-	if status := <-results; status != 201 {
-		t.Errorf("in-flight start answered %d, want 201", status)
-	}
 	if err := <-closed; err != nil {
-		t.Errorf("shutdown: %v", err)
+		t.Fatalf("Close: %v", err)
+	}
+	m2, _ := startNode(t, dir, nil)
+	status, got := call(t, m2, "GET", "/v1/verifications/"+v["id"].(string), "")
+	msgs, _ := got["messages"].([]any)
+	if status != 200 || len(msgs) != 1 || msgs[0].(map[string]any)["status"] != "sent" {
+		t.Fatalf("after restart: %d %v, want one message recorded as sent", status, got)
 	}
 }
 

@@ -18,9 +18,11 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
-	gwlog "github.com/phoneverify/phoneverify/gateway/log"
+	"github.com/phoneverify/phoneverify/gateway/vonage"
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/otp"
+	"github.com/phoneverify/phoneverify/outbox"
+	"github.com/phoneverify/phoneverify/receipts"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/twilioapi"
@@ -37,15 +39,23 @@ type Main struct {
 	Store  *store.Store
 	Keys   *token.Keyring
 	Engine *verify.Engine
-	// Sender is the gateway the engine uses; tests may set it before Open.
+	// Sender is what the outbox workers send through: by default the router
+	// over every enabled gateway; tests may set it before Open.
 	Sender pv.Sender
+	// Outbox runs the workers that deliver messages.
+	Outbox *outbox.Dispatcher
 	// Now is the clock; tests may set it before Open.
 	Now func() time.Time
 
-	ln     net.Listener
-	server *http.Server
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	ln       net.Listener
+	server   *http.Server
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	gateways *gatewaySet
+	// stopOutbox ends the workers' claiming; outboxDone closes once the
+	// sends in flight are finished and recorded.
+	stopOutbox context.CancelFunc
+	outboxDone chan struct{}
 }
 
 // NewMain returns a node for cfg that logs to stderr.
@@ -156,25 +166,66 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.Sender == nil {
-		m.Sender = gwlog.New(m.stderr)
+	sealer, err := otp.NewSealer(secret)
+	if err != nil {
+		return err
 	}
+	if m.Sender == nil {
+		if m.gateways, err = buildGateways(m.cfg, m.stderr); err != nil {
+			return err
+		}
+		r, err := newRouter(m.cfg, m.gateways)
+		if err != nil {
+			return err
+		}
+		m.Sender = r
+		for _, g := range m.gateways.gateways {
+			m.log.Info("gateway enabled", "gateway", g.Name)
+		}
+	}
+	// The engine wakes the workers after each start; they exist once the
+	// engine does, before anything can start a verification.
+	var d *outbox.Dispatcher
 	m.Engine, err = verify.New(verify.Config{
-		Store: st, Sender: m.Sender, Hasher: hasher, Keys: m.Keys,
+		Store: st, Sealer: sealer, Hasher: hasher, Keys: m.Keys,
+		Notify:        func() { d.Notify() },
 		DefaultRegion: m.cfg.DefaultRegion, TestNumbers: m.cfg.TestNumbers,
 		BootstrapKey: m.cfg.APIKey, Now: m.Now, Logger: m.log,
 	})
 	if err != nil {
 		return err
 	}
+	d, err = outbox.New(outbox.Config{
+		Store: st, Sender: m.Sender, Sealer: sealer, Failer: m.Engine,
+		Workers: m.cfg.OutboxWorkers, Now: m.Now, Logger: m.log,
+	})
+	if err != nil {
+		return err
+	}
+	m.Outbox = d
 	if _, err := m.Engine.EnsureDefaultService(ctx, pv.NewService(m.cfg.AppName)); err != nil {
 		return err
+	}
+	rc := receipts.Config{Store: st, Vonage: m.cfg.Gateways.Vonage != nil,
+		VonageSignatureSecret: m.cfg.VonageSignatureSecret, VonageSignatureMethod: vonage.SignatureMethod(m.cfg.VonageSignatureMethod),
+		Now: m.Now, Logger: m.log}
+	if tw := m.cfg.Gateways.Twilio; tw != nil && twilioCallbackURL(m.cfg) != "" {
+		rc.TwilioAuthToken, rc.TwilioURL = tw.AuthToken, twilioCallbackURL(m.cfg)
+	}
+	rh, err := receipts.New(rc)
+	if err != nil {
+		return err
+	}
+	routes := map[string]httpapi.RouteFunc{}
+	for pattern, fn := range rh.Routes() {
+		routes[pattern] = fn
 	}
 	api := httpapi.New(httpapi.Config{
 		Engine: m.Engine,
 		JWKS:   func() ([]byte, error) { return m.Keys.JWKS(m.Now()) },
 		Ready:  st.Ping,
 		Logger: m.log,
+		Routes: routes,
 	})
 	// The Twilio-compatible API shares the listener: /v2/ is Twilio's.
 	root := http.NewServeMux()
@@ -198,10 +249,17 @@ func (m *Main) Open(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.expireLoop(bg)
+	obCtx, stopOutbox := context.WithCancel(context.Background())
+	m.stopOutbox, m.outboxDone = stopOutbox, make(chan struct{})
+	go func() {
+		defer close(m.outboxDone)
+		_ = d.Run(obCtx)
+	}()
 	if m.cfg.APIKey != "" && len(m.cfg.APIKey) < 16 {
 		m.log.Warn("PHONEVERIFY_API_KEY is short; use it only for development")
 	}
-	m.log.Info("phoneverify ready", "addr", m.ln.Addr().String(), "database", st.Dialect(), "version", version)
+	m.log.Info("phoneverify ready", "addr", m.ln.Addr().String(), "database", st.Dialect(), "version", version,
+		"outbox_workers", m.cfg.OutboxWorkers)
 	return nil
 }
 
@@ -237,7 +295,10 @@ func (m *Main) expireLoop(ctx context.Context) {
 }
 
 // Close stops serving (letting requests in flight finish within the
-// shutdown timeout), stops background work and closes the database.
+// shutdown timeout), stops the outbox workers (letting the sends in flight
+// finish and be recorded), stops background work and closes the gateways
+// and the database. Messages still queued stay in the outbox for the next
+// start or another node.
 func (m *Main) Close() error {
 	var errs []error
 	if m.server != nil {
@@ -246,6 +307,13 @@ func (m *Main) Close() error {
 		cancel()
 	} else if m.ln != nil {
 		errs = append(errs, m.ln.Close())
+	}
+	if m.stopOutbox != nil {
+		m.stopOutbox()
+		<-m.outboxDone
+	}
+	if m.gateways != nil {
+		errs = append(errs, m.gateways.close())
 	}
 	if m.stop != nil {
 		m.stop()

@@ -205,6 +205,8 @@ func (s *Sender) Send(ctx context.Context, m *phoneverify.Message) (*phoneverify
 	e := gw.StatusError(Name, resp, strconv.Itoa(first.Code), gw.Redact(reason, m))
 	if permanent, known := classify(first.Code); known {
 		e.Permanent = permanent
+		// 2: bad access key; 25: no balance.
+		e.Account = first.Code == 2 || first.Code == 25
 	}
 	return nil, e
 }

@@ -117,7 +117,7 @@ func bind(nc net.Conn, br *bufio.Reader, cfg Config) error {
 			case data.ESME_ROK:
 				return nil
 			case data.ESME_RINVPASWD, data.ESME_RINVSYSID:
-				return &phoneverify.DeliveryError{Gateway: Name, Permanent: true, Code: status.String(),
+				return &phoneverify.DeliveryError{Gateway: Name, Permanent: true, Account: true, Code: status.String(),
 					Reason: "bind refused: " + status.Desc()}
 			default:
 				return &phoneverify.DeliveryError{Gateway: Name, Code: status.String(),

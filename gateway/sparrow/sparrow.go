@@ -188,6 +188,8 @@ func (s *Sender) Send(ctx context.Context, m *phoneverify.Message) (*phoneverify
 	e := gw.StatusError(Name, resp, body.ResponseCode.String(), gw.Redact(body.Response, m))
 	if permanent, known := classify(code); known {
 		e.Permanent = permanent
+		// Token, IP, account and credit trouble, or a sender it refuses.
+		e.Account = code >= 1001 && code <= 1006 || code == 1008 || code == 1012 || code == 1013
 	} else if ok2xx {
 		// A refusal in a 2xx answer, with a code this package does not know.
 		e.Permanent = false

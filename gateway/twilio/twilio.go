@@ -254,6 +254,16 @@ func classify(code int) (permanent, known bool) {
 	return false, false
 }
 
+// accountError tells whether a Twilio error code blames the account or its
+// sender rather than the message, so another gateway may deliver it.
+func accountError(code int) bool {
+	switch code {
+	case 10001, 20003, 20404, 21212, 21606, 21659, 21703, 21705:
+		return true
+	}
+	return false
+}
+
 func apiError(resp *gw.Response, m *phoneverify.Message) error {
 	var body struct {
 		Code    int    `json:"code"`
@@ -267,6 +277,7 @@ func apiError(resp *gw.Response, m *phoneverify.Message) error {
 	e := gw.StatusError(Name, resp, code, gw.Redact(body.Message, m))
 	if permanent, known := classify(body.Code); known {
 		e.Permanent = permanent
+		e.Account = accountError(body.Code)
 	}
 	return e
 }

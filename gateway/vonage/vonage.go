@@ -193,12 +193,23 @@ func (s *Sender) Send(ctx context.Context, m *phoneverify.Message) (*phoneverify
 			return nil, &phoneverify.DeliveryError{
 				Gateway:   Name,
 				Permanent: permanent(part.Status),
+				Account:   accountStatus(part.Status),
 				Code:      part.Status,
 				Reason:    gw.Redact(part.ErrorText, m),
 			}
 		}
 	}
 	return &phoneverify.SendResult{Gateway: Name, ProviderID: body.Messages[0].MessageID}, nil
+}
+
+// accountStatus tells whether a per-message status blames the account or
+// its sender rather than the message: another gateway may deliver it.
+func accountStatus(status string) bool {
+	switch status {
+	case "4", "8", "9", "11", "14", "15", "32":
+		return true
+	}
+	return false
 }
 
 // permanent tells whether a per-message status means retrying cannot help.

@@ -102,6 +102,9 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"ExpireVerifications", testExpireVerifications},
 		{"APIKeys", testAPIKeys},
 		{"SigningKeys", testSigningKeys},
+		{"OutboxStart", testOutboxStart},
+		{"OutboxClaims", testOutboxClaims},
+		{"OutboxReceipts", testOutboxReceipts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

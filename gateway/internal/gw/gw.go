@@ -146,8 +146,9 @@ func TemporaryStatus(status int) bool {
 
 // StatusError is the delivery error for a refused HTTP request whose body
 // carried no code the gateway knows: temporary for [TemporaryStatus], else
-// permanent. Code defaults to the HTTP status and RetryAfter comes from the
-// Retry-After header.
+// permanent, and marked Account for 401, 402 and 403 (credentials, payment,
+// permissions: another gateway may still deliver). Code defaults to the
+// HTTP status and RetryAfter comes from the Retry-After header.
 func StatusError(gateway string, resp *Response, code, reason string) *phoneverify.DeliveryError {
 	if code == "" {
 		code = strconv.Itoa(resp.Status)
@@ -158,10 +159,17 @@ func StatusError(gateway string, resp *Response, code, reason string) *phoneveri
 	return &phoneverify.DeliveryError{
 		Gateway:    gateway,
 		Permanent:  !TemporaryStatus(resp.Status),
+		Account:    AccountStatus(resp.Status),
 		Code:       code,
 		Reason:     reason,
 		RetryAfter: RetryAfter(resp.Header, time.Now()),
 	}
+}
+
+// AccountStatus reports whether an HTTP status blames the gateway account
+// rather than the message: 401, 402 and 403.
+func AccountStatus(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusPaymentRequired || status == http.StatusForbidden
 }
 
 // RetryAfter parses a Retry-After header, given either as delay-seconds or
