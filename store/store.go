@@ -483,3 +483,10 @@ func SQLitePath(url string) (string, bool) {
 	}
 	return path, true
 }
+
+// IsUnavailable reports whether err means that the database cannot be
+// reached (see the EUnavailable contract of [phoneverify.Store]), for
+// adapters that run their own SQL on [Store.DB].
+func IsUnavailable(err error) bool {
+	return err != nil && unavailable(err)
+}

@@ -70,8 +70,9 @@ func WithPair(open PairFunc) Option { return func(c *config) { c.pair = open } }
 // sub-millisecond part that every limiter must truncate the same way.
 func start() time.Time { return time.Date(2031, 5, 6, 7, 8, 9, 123_456_789, time.UTC) }
 
-// Run runs the suite. Every test uses keys of its own, so a shared backend
-// (one Redis database) may hold other data.
+// Run runs the suite, its tests in parallel, each on a limiter of its own
+// from newLimiter. Every test uses keys of its own, so a shared backend (one
+// Redis database) may hold other data.
 func Run(t *testing.T, newLimiter NewFunc, opts ...Option) {
 	var cfg config
 	for _, o := range opts {
@@ -93,17 +94,20 @@ func Run(t *testing.T, newLimiter NewFunc, opts ...Option) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			clock := NewClock(start())
 			tt.fn(t, newLimiter(t, clock), clock, keyPrefix())
 		})
 	}
 	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
 		clock := NewClock(start())
 		l := newLimiter(t, clock)
 		testConcurrent(t, l, l, clock, keyPrefix())
 	})
 	if cfg.pair != nil {
 		t.Run("ConcurrentTwoNodes", func(t *testing.T) {
+			t.Parallel()
 			clock := NewClock(start())
 			a, b := cfg.pair(t, clock)
 			testConcurrent(t, a, b, clock, keyPrefix())
