@@ -60,11 +60,23 @@ type env struct {
 	keys   *token.Keyring
 }
 
-func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
+// envConfig is what newEnv's options may change.
+type envConfig struct {
+	// dbURL is the database; default a SQLite file in a temporary directory.
+	dbURL  string
+	engine func(*verify.Config)
+	api    func(*httpapi.Config)
+}
+
+func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *env {
 	tb.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(tb.TempDir(), "phoneverify.db")
-	st, err := store.Open(ctx, "sqlite:"+dbPath, store.Options{})
+	ec := envConfig{dbURL: "sqlite:" + dbPath}
+	for _, o := range opts {
+		o(&ec)
+	}
+	st, err := store.Open(ctx, ec.dbURL, store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,7 +91,11 @@ func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
 		tb.Fatal(err)
 	}
 	in := &inbox{codes: map[string]string{}}
-	e, err := verify.New(verify.Config{Store: st, Sender: in, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey})
+	vcfg := verify.Config{Store: st, Sender: in, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey}
+	if ec.engine != nil {
+		ec.engine(&vcfg)
+	}
+	e, err := verify.New(vcfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -90,7 +106,11 @@ func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
 	if _, err := e.EnsureDefaultService(ctx, seed); err != nil {
 		tb.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{Engine: e, JWKS: func() ([]byte, error) { return keys.JWKS(time.Now()) }, Ready: st.Ping})
+	acfg := httpapi.Config{Engine: e, JWKS: func() ([]byte, error) { return keys.JWKS(time.Now()) }, Ready: st.Ping}
+	if ec.api != nil {
+		ec.api(&acfg)
+	}
+	h := httpapi.New(acfg)
 	return &env{h: h, inbox: in, dbPath: dbPath, store: st, engine: e, keys: keys}
 }
 
@@ -118,7 +138,17 @@ func (r response) str(name string) string { s, _ := r.body[name].(string); retur
 // caller sets its own Authorization header.
 func (e *env) do(tb testing.TB, method, path, body string, headers ...string) response {
 	tb.Helper()
+	return e.doFrom(tb, "", method, path, body, headers...)
+}
+
+// doFrom is do from the client address remote (host:port; "" for
+// httptest's default).
+func (e *env) doFrom(tb testing.TB, remote, method, path, body string, headers ...string) response {
+	tb.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if remote != "" {
+		req.RemoteAddr = remote
+	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")

@@ -64,6 +64,8 @@ type harness struct {
 	phone *phoneSim
 	svc   *pv.Service
 	store *store.Store
+	// cfg is the engine's configuration.
+	cfg verify.Config
 }
 
 const (
@@ -74,7 +76,7 @@ const (
 
 // newHarness starts an engine on a real SQLite file; tweak adjusts the default
 // service before it is created.
-func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
+func newHarness(t *testing.T, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "pv.db"), store.Options{})
@@ -93,8 +95,12 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 		t.Fatal(err)
 	}
 	sim := &phoneSim{}
-	e, err := verify.New(verify.Config{Store: st, Sender: sim, Hasher: hasher, Keys: keys, Now: c.Now,
-		DefaultRegion: "NP", TestNumbers: map[string]string{testNum: "123456"}, ServiceCacheTTL: -1})
+	cfg := verify.Config{Store: st, Sender: sim, Hasher: hasher, Keys: keys, Now: c.Now,
+		DefaultRegion: "NP", TestNumbers: map[string]string{testNum: "123456"}, ServiceCacheTTL: -1}
+	for _, f := range configure {
+		f(&cfg, c)
+	}
+	e, err := verify.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +112,7 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{e: e, clock: c, phone: sim, svc: svc, store: st}
+	return &harness{e: e, clock: c, phone: sim, svc: svc, store: st, cfg: cfg}
 }
 
 func (h *harness) start(t *testing.T, req verify.StartRequest) *pv.Verification {
