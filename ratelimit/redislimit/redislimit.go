@@ -106,6 +106,9 @@ func NewClient(url string, opts ClientOptions) (*redis.Client, error) {
 		timeout = 2 * time.Second
 	}
 	o.MaxRetries = -1
+	// One dial per attempt: the pool's own dial retries would hold a
+	// request for half a second when Redis is down.
+	o.DialerRetries = 1
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
 	o.PoolTimeout = timeout
 	if opts.PoolSize > 0 {
