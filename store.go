@@ -40,10 +40,15 @@ type Store interface {
 	// is written and that error is returned. It returns result.Save as saved.
 	StartVerification(ctx context.Context, key NumberKey, decide func(*StartState) (*StartResult, error)) (*Verification, error)
 
-	// UpdateVerification locks one verification (by id, or the newest one for
-	// a phone number), calls apply with it, and saves what apply asks for in
-	// one transaction. If apply returns an error nothing is written.
-	// Returns ENotFound if the reference matches no verification.
+	// UpdateVerification reads one verification (by id, or the newest one
+	// for a phone number), calls apply with it, and saves what apply asks
+	// for atomically: what is saved is apply's answer to the verification
+	// exactly as it stood when saved. A store may lock the verification
+	// first, or read it without a lock and save only if it is unchanged,
+	// calling apply again on a fresh read otherwise: apply may run more
+	// than once, and only its last run counts, so it must not carry state
+	// from one run to the next. If apply returns an error nothing is
+	// written. Returns ENotFound if the reference matches no verification.
 	UpdateVerification(ctx context.Context, ref VerificationRef, apply func(*Verification) (*Update, error)) (*Verification, error)
 
 	// ExpireVerifications marks every pending verification whose code expired

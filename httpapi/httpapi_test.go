@@ -20,6 +20,7 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/httpapi"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
@@ -451,8 +452,19 @@ func TestRevokedKey(t *testing.T) {
 }
 
 // benchParallelism is the callers per CPU in the benchmarks: a server has many
-// requests in flight, so CPU work overlaps the single SQLite writer.
+// requests in flight, so CPU work overlaps the single SQLite writer, and
+// PostgreSQL round trips overlap each other.
 const benchParallelism = 4
+
+// benchStores runs bench on SQLite (a file in a temporary directory) and on
+// PostgreSQL (a fresh database, or a skip without PHONEVERIFY_TEST_POSTGRES_URL).
+func benchStores(b *testing.B, bench func(b *testing.B, opts ...func(*envConfig))) {
+	b.Run("SQLite", func(b *testing.B) { bench(b) })
+	b.Run("Postgres", func(b *testing.B) {
+		url := testenv.NewPostgresDatabase(b)
+		bench(b, func(c *envConfig) { c.dbURL = url })
+	})
+}
 
 var benchSeq struct {
 	sync.Mutex
@@ -483,8 +495,10 @@ func benchDo(b *testing.B, h http.Handler, body string, want int) {
 
 // BenchmarkStart measures starts for distinct numbers through the handler on
 // a real SQLite file, in parallel.
-func BenchmarkStart(b *testing.B) {
-	e := newEnv(b, nil)
+func BenchmarkStart(b *testing.B) { benchStores(b, benchStart) }
+
+func benchStart(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, nil, opts...)
 	b.ReportAllocs()
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
@@ -499,8 +513,10 @@ func BenchmarkStart(b *testing.B) {
 
 // BenchmarkCheck measures successful checks (attempt counted, approval,
 // token signed) of distinct verifications made before the timer starts.
-func BenchmarkCheck(b *testing.B) {
-	e := newEnv(b, nil)
+func BenchmarkCheck(b *testing.B) { benchStores(b, benchCheck) }
+
+func benchCheck(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, nil, opts...)
 	type target struct{ id, code string }
 	targets := make(chan target, b.N)
 	for range b.N {
@@ -529,8 +545,10 @@ func BenchmarkCheck(b *testing.B) {
 
 // BenchmarkCheckWrong measures refused checks (attempt counted, no approval)
 // spread over many verifications so none runs out of attempts.
-func BenchmarkCheckWrong(b *testing.B) {
-	e := newEnv(b, func(s *pv.Service) { s.MaxAttempts = 100 })
+func BenchmarkCheckWrong(b *testing.B) { benchStores(b, benchCheckWrong) }
+
+func benchCheckWrong(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, func(s *pv.Service) { s.MaxAttempts = 100 }, opts...)
 	ids := make([]string, 0, b.N/90+1)
 	for range cap(ids) {
 		req := httptest.NewRequest("POST", "/v1/verifications", strings.NewReader(`{"to":"`+nextNumber()+`"}`))

@@ -43,6 +43,14 @@ const (
 	amount = $8, payee = $9, locale = $10, send_count = $11, attempts = $12, max_attempts = $13,
 	code_hash = $14, created_at = $16, updated_at = $17
 	WHERE id = $1 AND service_id = $2 AND phone = $3 AND status = $6 AND expires_at = $15`
+	// qSwapVerification is qUpdateVerification that writes only over the
+	// verification as it was read ($18–$22): every change to a
+	// verification moves one of these fields forward (status leaves
+	// pending, attempts and send_count only grow, a resend changes the
+	// code hash and expiry), so an unchanged tuple means an unchanged
+	// verification.
+	qSwapVerification = qUpdateVerification + ` AND status = $18 AND attempts = $19 AND send_count = $20
+	AND code_hash = $21 AND expires_at = $22`
 	qExpireVerifications = `UPDATE verifications SET status = 'expired', updated_at = $1
 	WHERE status = 'pending' AND expires_at <= $1`
 

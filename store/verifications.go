@@ -174,6 +174,15 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 	if ref.ID == "" && ref.Phone == "" {
 		return nil, notFound("verification")
 	}
+	if s.dialect == DialectPostgres {
+		for range optimisticTries {
+			v, done, err := s.updateOptimistic(ctx, op, ref, apply)
+			if done || err != nil {
+				return v, err
+			}
+		}
+		// Contended: take the row lock and wait in line.
+	}
 	var out *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
 		var row *sql.Row
@@ -212,6 +221,90 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		return nil, err
 	}
 	return out, nil
+}
+
+// optimisticTries is how many times UpdateVerification on PostgreSQL reads,
+// applies and swaps before it falls back to locking the row. A lost swap
+// means another writer saved the verification meanwhile: rare except when
+// many checks hit one verification at once, where the lock queues them
+// instead of letting them retry in a crowd.
+const optimisticTries = 2
+
+// updateOptimistic is UpdateVerification without a lock and, in the common
+// case, without a transaction: it reads the verification, calls apply, and
+// saves with qSwapVerification only if the verification is still as read
+// (two round trips instead of BEGIN, SELECT … FOR UPDATE, UPDATE, COMMIT).
+// A registry entry is written in a transaction with the swap. done is false
+// if the swap lost to another writer; nothing was written then.
+func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify.VerificationRef, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (out *phoneverify.Verification, done bool, err error) {
+	r := runner{ctx: ctx, db: s.db}
+	var row *sql.Row
+	if ref.ID != "" {
+		row = r.queryRow(qSelectVerification, ref.ID, ref.ServiceID)
+	} else {
+		row = r.queryRow(qSelectLatestByPhone, ref.ServiceID, ref.Phone)
+	}
+	v, err := scanVerification(row)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && ref.Phone != "" && v.To != ref.Phone {
+		return nil, true, notFound("verification")
+	}
+	if err != nil {
+		return nil, true, mapErr(op, err)
+	}
+	prev := []any{string(v.Status), v.Attempts, v.SendCount, bytes.Clone(v.CodeHash), unixMilli(v.ExpiresAt)}
+	read := normalVerification(v)
+	u, err := apply(v)
+	if err != nil {
+		return nil, true, err
+	}
+	if u == nil || !u.Save && u.Register == nil {
+		return normalVerification(v), true, nil
+	}
+	// Without Save the swap rewrites the verification as read: it only
+	// proves it unchanged for the registry entry.
+	save := read
+	if u.Save {
+		save = v
+	}
+	swap := func(r runner) (bool, error) {
+		res, err := r.exec(qSwapVerification, append(verificationArgs(save), prev...)...)
+		if err != nil {
+			if isUniqueViolation(err) {
+				return false, conflict(err, "The verification conflicts with an existing one (a second pending verification for the number).")
+			}
+			return false, mapErr(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, mapErr(op, err)
+		}
+		return n == 1, nil
+	}
+	if u.Register == nil {
+		ok, err := swap(r)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return normalVerification(v), true, nil
+	}
+	errLost := errors.New("swap lost")
+	err = s.withTx(ctx, op, func(r runner) error {
+		ok, err := swap(r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errLost
+		}
+		return registerPhone(r, op, u.Register)
+	})
+	if errors.Is(err, errLost) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	return normalVerification(v), true, nil
 }
 
 func registerPhone(r runner, op string, vp *phoneverify.VerifiedPhone) error {

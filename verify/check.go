@@ -77,6 +77,7 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 	now := e.Now()
 	var outcome error
 	v, err := e.store.UpdateVerification(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
+		outcome = nil // apply may run again on a fresher read
 		if err := closedError(v, now); err != nil {
 			if v.Status == pv.StatusPending { // lazily expired: record it
 				v.Status, v.UpdatedAt = pv.StatusExpired, now
