@@ -34,10 +34,14 @@ type Store interface {
 	// service. Returns ENotFound if none.
 	Verification(ctx context.Context, serviceID, id string) (*Verification, error)
 
-	// StartVerification serialises every start for (serviceID, phone): it locks
-	// the number, reads its StartState, calls decide, and writes the
-	// StartResult, all in one transaction. If decide returns an error nothing
-	// is written and that error is returned. It returns result.Save as saved.
+	// StartVerification serialises every start for (serviceID, phone): it
+	// reads the number's StartState, calls decide, and writes the
+	// StartResult atomically, as if no other start for the number ran in
+	// between. A store may lock the number first, or read without a lock
+	// and write only if the number is unchanged, calling decide again on a
+	// fresh read otherwise: decide may run more than once, and only its last
+	// run counts. If decide returns an error nothing is written and that
+	// error is returned. It returns result.Save as saved.
 	StartVerification(ctx context.Context, key NumberKey, decide func(*StartState) (*StartResult, error)) (*Verification, error)
 
 	// UpdateVerification reads one verification (by id, or the newest one

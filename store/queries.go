@@ -44,13 +44,13 @@ const (
 	code_hash = $14, created_at = $16, updated_at = $17
 	WHERE id = $1 AND service_id = $2 AND phone = $3 AND status = $6 AND expires_at = $15`
 	// qSwapVerification is qUpdateVerification that writes only over the
-	// verification as it was read ($18–$22): every change to a
-	// verification moves one of these fields forward (status leaves
-	// pending, attempts and send_count only grow, a resend changes the
-	// code hash and expiry), so an unchanged tuple means an unchanged
-	// verification.
-	qSwapVerification = qUpdateVerification + ` AND status = $18 AND attempts = $19 AND send_count = $20
-	AND code_hash = $21 AND expires_at = $22`
+	// verification exactly as it was read: $18–$31 are its columns country
+	// to updated_at (the arguments 4–17 of the read), so a verification
+	// that anyone changed meanwhile is left alone (0 rows).
+	qSwapVerification   = qUpdateVerification + ` AND ` + verificationMutable + ` = ` + verificationWas
+	verificationMutable = `(country, channel, status, subject, amount, payee, locale, send_count, attempts,
+	max_attempts, code_hash, expires_at, created_at, updated_at)`
+	verificationWas      = `($18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`
 	qExpireVerifications = `UPDATE verifications SET status = 'expired', updated_at = $1
 	WHERE status = 'pending' AND expires_at <= $1`
 

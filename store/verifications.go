@@ -29,7 +29,10 @@ func (s *Store) Verification(ctx context.Context, serviceID, id string) (*phonev
 	return v, nil
 }
 
-// StartVerification serialises every start for (key.ServiceID, key.Phone):
+// StartVerification serialises every start for (key.ServiceID, key.Phone).
+// On PostgreSQL it first tries without locks (see startOptimistic): it
+// reads, calls decide, and writes only if the number's row is unchanged,
+// calling decide again on a fresh read otherwise. Then, or on SQLite,
 // in one write transaction it locks the number's row, reads its
 // [phoneverify.StartState], calls decide, and writes the
 // [phoneverify.StartResult]: result.Close is updated, result.Save inserted
@@ -41,6 +44,19 @@ func (s *Store) Verification(ctx context.Context, serviceID, id string) (*phonev
 // result.Save would make a second pending verification for the number.
 func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey, decide func(*phoneverify.StartState) (*phoneverify.StartResult, error)) (*phoneverify.Verification, error) {
 	const op = "start verification"
+	if s.dialect == DialectPostgres {
+	optimistic:
+		for range optimisticTries {
+			v, outcome, err := s.startOptimistic(ctx, op, key, decide)
+			switch outcome {
+			case startDone:
+				return v, err
+			case startLocked:
+				break optimistic
+			}
+		}
+		// Contended, or a result the optimistic path cannot write: lock.
+	}
 	var saved *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
 		var (
@@ -147,14 +163,19 @@ func readStartRegistry(r runner, key phoneverify.NumberKey, state *phoneverify.S
 			return err
 		}
 		vp.VerifiedAt = fromUnixMilli(verifiedAt)
-		if vp.Phone == key.Phone {
-			state.PhoneSubjects = append(state.PhoneSubjects, vp.Subject)
-		}
-		if key.Subject != "" && vp.Subject == key.Subject {
-			state.SubjectPhone = &vp
-		}
+		addRegistryEntry(key, state, &vp)
 	}
 	return rows.Err()
+}
+
+// addRegistryEntry files one registry entry read for a start.
+func addRegistryEntry(key phoneverify.NumberKey, state *phoneverify.StartState, vp *phoneverify.VerifiedPhone) {
+	if vp.Phone == key.Phone {
+		state.PhoneSubjects = append(state.PhoneSubjects, vp.Subject)
+	}
+	if key.Subject != "" && vp.Subject == key.Subject {
+		state.SubjectPhone = vp
+	}
 }
 
 // UpdateVerification locks one verification, calls apply with it, and saves
@@ -251,8 +272,8 @@ func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify
 	if err != nil {
 		return nil, true, mapErr(op, err)
 	}
-	prev := []any{string(v.Status), v.Attempts, v.SendCount, bytes.Clone(v.CodeHash), unixMilli(v.ExpiresAt)}
 	read := normalVerification(v)
+	prev := wasArgs(read)
 	u, err := apply(v)
 	if err != nil {
 		return nil, true, err
@@ -306,6 +327,10 @@ func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify
 	}
 	return normalVerification(v), true, nil
 }
+
+// wasArgs returns the arguments that name v as read in qSwapVerification
+// ($18–$31).
+func wasArgs(v *phoneverify.Verification) []any { return verificationArgs(v)[3:] }
 
 func registerPhone(r runner, op string, vp *phoneverify.VerifiedPhone) error {
 	if vp.Subject == "" {
