@@ -90,7 +90,7 @@ func settings() []setting {
 			set: func(c *Config, v string) (err error) { c.RateLimitCountry, err = pv.ParseLimit(v); return err }},
 		{env: "PHONEVERIFY_SHUTDOWN_TIMEOUT", def: "15s", help: "how long shutdown waits for requests in flight",
 			set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
-		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired",
+		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired, signing keys reloaded (a rotation reaches every node) and spent rate-limit rows swept",
 			set: func(c *Config, v string) (err error) { c.ExpireInterval, err = time.ParseDuration(v); return err }},
 	}
 }

@@ -141,6 +141,8 @@ func TestMultiNode(t *testing.T) {
 		// The subtests below start 12 verifications before the last two
 		// starts, which this limit refuses whichever node takes them.
 		"PHONEVERIFY_RATE_LIMIT_IP=12/10m",
+		// Nodes reload the signing keys at this interval.
+		"PHONEVERIFY_EXPIRE_INTERVAL=200ms",
 	}
 	// Started together: they migrate and create the signing key at once.
 	var (
@@ -156,25 +158,25 @@ func TestMultiNode(t *testing.T) {
 	}
 	client := &http.Client{Timeout: 20 * time.Second}
 
-	t.Run("same JWKS", func(t *testing.T) {
-		kids := func(n *node) []string {
-			r := call(t, client, n.addr, "GET", "/.well-known/jwks.json", "")
-			var set struct {
-				Keys []struct {
-					Kid string `json:"kid"`
-				} `json:"keys"`
-			}
-			if err := json.Unmarshal([]byte(r.raw), &set); err != nil || r.status != 200 {
-				t.Fatalf("%s: %d %s", n.name, r.status, r.raw)
-			}
-			var ids []string
-			for _, k := range set.Keys {
-				ids = append(ids, k.Kid)
-			}
-			slices.Sort(ids)
-			return ids
+	kids := func(t *testing.T, n *node) []string {
+		r := call(t, client, n.addr, "GET", "/.well-known/jwks.json", "")
+		var set struct {
+			Keys []struct {
+				Kid string `json:"kid"`
+			} `json:"keys"`
 		}
-		ka, kb := kids(a), kids(b)
+		if err := json.Unmarshal([]byte(r.raw), &set); err != nil || r.status != 200 {
+			t.Fatalf("%s: %d %s", n.name, r.status, r.raw)
+		}
+		var ids []string
+		for _, k := range set.Keys {
+			ids = append(ids, k.Kid)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	t.Run("same JWKS", func(t *testing.T) {
+		ka, kb := kids(t, a), kids(t, b)
 		if len(ka) != 1 || !slices.Equal(ka, kb) {
 			t.Errorf("key ids: A %v, B %v; want one key, the same on both", ka, kb)
 		}
@@ -218,25 +220,53 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 
+	t.Run("key rotation reaches both nodes", func(t *testing.T) {
+		before := kids(t, a)
+		rotate := exec.CommandContext(t.Context(), bin, "keys", "rotate")
+		rotate.Dir = t.TempDir()
+		rotate.Env = append(os.Environ(), env...)
+		if out, err := rotate.CombinedOutput(); err != nil {
+			t.Fatalf("keys rotate: %v\n%s", err, out)
+		}
+		waitFor(t, "both nodes publishing the new key", 10*time.Second, func() bool {
+			ka, kb := kids(t, a), kids(t, b)
+			return len(ka) == 2 && slices.Equal(ka, kb)
+		})
+		// Tokens from either node now carry the new key and check anywhere.
+		const to = "+9779812340003"
+		r := call(t, client, b.addr, "POST", "/v1/verifications", `{"to":"`+to+`"}`)
+		id := r.str("id")
+		r = call(t, client, b.addr, "POST", "/v1/verifications/check", `{"id":"`+id+`","code":"`+b.code(t, id)+`"}`)
+		if r.status != 200 {
+			t.Fatalf("check on B: %d %s", r.status, r.raw)
+		}
+		if r := call(t, client, a.addr, "GET", "/v1/tokens/"+r.str("token"), ""); r.status != 200 {
+			t.Fatalf("introspect on A: %d %s", r.status, r.raw)
+		}
+		if got := kids(t, a); slices.Equal(got, before) {
+			t.Errorf("key ids unchanged after the rotation: %v", got)
+		}
+	})
+
 	// Verifications node A accepted, checked on B once A is killed.
 	type accepted struct{ id, code string }
 	var onA []accepted
 
 	t.Run("IP limit across nodes", func(t *testing.T) {
-		// 8 starts so far from 127.0.0.1; the limit is 12.
-		nodes := []*node{a, b, a, a, b, a}
+		// 9 starts so far from 127.0.0.1; the limit is 12.
+		nodes := []*node{a, a, a, b, a}
 		for i, n := range nodes {
 			to := "+97798123401" + string(rune('0'+i)) + "0"
 			r := call(t, client, n.addr, "POST", "/v1/verifications", `{"to":"`+to+`"}`)
-			if i >= 4 {
+			if i >= 3 {
 				msg, _ := r.body["error"].(map[string]any)["message"].(string)
 				if r.status != 429 || r.errCode() != "too_many_requests" || !strings.Contains(msg, "ip limit") || r.header.Get("Retry-After") == "" {
-					t.Errorf("start %d on %s: %d %s, want 429 too_many_requests naming the ip limit, with Retry-After", 9+i, n.name, r.status, r.raw)
+					t.Errorf("start %d on %s: %d %s, want 429 too_many_requests naming the ip limit, with Retry-After", 10+i, n.name, r.status, r.raw)
 				}
 				continue
 			}
 			if r.status != 201 {
-				t.Fatalf("start %d on %s: %d %s", 9+i, n.name, r.status, r.raw)
+				t.Fatalf("start %d on %s: %d %s", 10+i, n.name, r.status, r.raw)
 			}
 			if n == a {
 				onA = append(onA, accepted{r.str("id"), a.code(t, r.str("id"))})

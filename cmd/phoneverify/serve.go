@@ -293,8 +293,10 @@ func (m *Main) Serve() error {
 	return nil
 }
 
-// expireLoop records lapsed verifications as expired, so reports and the
-// database agree with what the API already shows.
+// expireLoop does the node's periodic upkeep every PHONEVERIFY_EXPIRE_INTERVAL:
+// it records lapsed verifications as expired, so reports and the database
+// agree with what the API already shows, reloads the signing keys, and
+// sweeps spent rate-limit rows.
 func (m *Main) expireLoop(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.ExpireInterval)
@@ -308,6 +310,12 @@ func (m *Main) expireLoop(ctx context.Context) {
 				m.log.Warn("expiring verifications", "error", err)
 			} else if n > 0 {
 				m.log.Debug("verifications expired", "count", n)
+			}
+			// Another node (or "phoneverify keys rotate") may have rotated
+			// the signing key: pick it up, so that every node signs with
+			// the same key and publishes the same JWKS within an interval.
+			if err := m.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reloading signing keys", "error", err)
 			}
 			if m.sweepLimits == nil {
 				continue
