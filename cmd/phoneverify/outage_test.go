@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +199,73 @@ func TestStartupWaits(t *testing.T) {
 			t.Errorf("Open = %v, want an error saying the database is still unreachable after PHONEVERIFY_STARTUP_TIMEOUT", err)
 		}
 	})
+}
+
+// TestOutageUnderLoad cuts PostgreSQL while requests are in flight: every
+// answer is a success or 503 unavailable, never a 500 or a dropped
+// connection, and the node serves again after the restore.
+func TestOutageUnderLoad(t *testing.T) {
+	t.Parallel()
+	pgURL, err := url.Parse(testenv.NewPostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgProxy := testenv.NewProxy(t, pgURL.Host)
+	pgURL.Host = pgProxy.Addr()
+	in := &inbox{codes: map[string]string{}}
+	m := startMain(t, mustConfig(t, map[string]string{
+		"PHONEVERIFY_ADDR":              "127.0.0.1:0",
+		"PHONEVERIFY_DATABASE_URL":      pgURL.String(),
+		"PHONEVERIFY_SECRET":            testSecret,
+		"PHONEVERIFY_API_KEY":           testAPIKey,
+		"PHONEVERIFY_DEFAULT_REGION":    "NP",
+		"PHONEVERIFY_DB_MAX_OPEN_CONNS": "4",
+		"PHONEVERIFY_RATE_LIMIT_IP":     "off",
+	}), in)
+	client := &http.Client{Timeout: 20 * time.Second}
+	addr := m.Addr()
+
+	var (
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		bad      []string
+	)
+	// phase is 0 before the cut, 1 during it, 2 after the restore, 3 when
+	// the workers should stop.
+	var phase atomic.Int32
+	const workers, maxPerWorker = 4, 5000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; i < maxPerWorker && phase.Load() < 3; i++ {
+				to := fmt.Sprintf("+97798%02d%06d", 10+w, i)
+				r := call(t, client, addr, "POST", "/v1/verifications", `{"to":"`+to+`"}`)
+				if r.status == 201 {
+					r = call(t, client, addr, "POST", "/v1/verifications/check", `{"id":"`+r.str("id")+`","code":"`+in.code(to)+`"}`)
+				}
+				mu.Lock()
+				statuses[r.status]++
+				ok := r.status == 200 || r.status == 503 && r.errCode() == "unavailable"
+				if !ok && len(bad) < 5 {
+					bad = append(bad, fmt.Sprintf("phase %d: %d %s", phase.Load(), r.status, r.raw))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	count := func(status int) int { mu.Lock(); defer mu.Unlock(); return statuses[status] }
+	waitFor(t, "successes before the cut", 30*time.Second, func() bool { return count(200) >= 20 })
+	phase.Store(1)
+	pgProxy.Cut()
+	waitFor(t, "503s during the cut", 30*time.Second, func() bool { return count(503) >= 20 })
+	before := count(200)
+	phase.Store(2)
+	pgProxy.Restore()
+	waitFor(t, "successes after the restore", 30*time.Second, func() bool { return count(200) >= before+20 })
+	phase.Store(3)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("answers other than 200 or 503 unavailable (first %d): %v", len(bad), bad)
+	}
+	t.Logf("statuses: %v", statuses)
 }
