@@ -59,6 +59,8 @@ type env struct {
 	store  *store.Store
 	engine *verify.Engine
 	keys   *token.Keyring
+	// parallelism is the benchmarks' callers per CPU.
+	parallelism int
 }
 
 // envConfig is what newEnv's options may change.
@@ -67,13 +69,15 @@ type envConfig struct {
 	dbURL  string
 	engine func(*verify.Config)
 	api    func(*httpapi.Config)
+	// parallelism is the benchmarks' callers per CPU.
+	parallelism int
 }
 
 func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *env {
 	tb.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(tb.TempDir(), "phoneverify.db")
-	ec := envConfig{dbURL: "sqlite:" + dbPath}
+	ec := envConfig{dbURL: "sqlite:" + dbPath, parallelism: benchParallelismSQLite}
 	for _, o := range opts {
 		o(&ec)
 	}
@@ -112,7 +116,7 @@ func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *e
 		ec.api(&acfg)
 	}
 	h := httpapi.New(acfg)
-	return &env{h: h, inbox: in, dbPath: dbPath, store: st, engine: e, keys: keys}
+	return &env{h: h, inbox: in, dbPath: dbPath, store: st, engine: e, keys: keys, parallelism: ec.parallelism}
 }
 
 type response struct {
@@ -451,10 +455,15 @@ func TestRevokedKey(t *testing.T) {
 	}
 }
 
-// benchParallelism is the callers per CPU in the benchmarks: a server has many
-// requests in flight, so CPU work overlaps the single SQLite writer, and
-// PostgreSQL round trips overlap each other.
-const benchParallelism = 4
+// Callers per CPU in the benchmarks: a server has many requests in flight.
+// On SQLite, 4 per CPU let CPU work overlap the single writer; on
+// PostgreSQL, where each request waits on round trips, a server at a few
+// thousand requests a second holds a few dozen in flight (16 per CPU: 32 on
+// two cores), and the store shares round trips and commits among them.
+const (
+	benchParallelismSQLite   = 4
+	benchParallelismPostgres = 16
+)
 
 // benchStores runs bench on SQLite (a file in a temporary directory) and on
 // PostgreSQL (a fresh database, or a skip without PHONEVERIFY_TEST_POSTGRES_URL).
@@ -462,7 +471,7 @@ func benchStores(b *testing.B, bench func(b *testing.B, opts ...func(*envConfig)
 	b.Run("SQLite", func(b *testing.B) { bench(b) })
 	b.Run("Postgres", func(b *testing.B) {
 		url := testenv.NewPostgresDatabase(b)
-		bench(b, func(c *envConfig) { c.dbURL = url })
+		bench(b, func(c *envConfig) { c.dbURL, c.parallelism = url, benchParallelismPostgres })
 	})
 }
 
@@ -500,7 +509,7 @@ func BenchmarkStart(b *testing.B) { benchStores(b, benchStart) }
 func benchStart(b *testing.B, opts ...func(*envConfig)) {
 	e := newEnv(b, nil, opts...)
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -531,7 +540,7 @@ func benchCheck(b *testing.B, opts ...func(*envConfig)) {
 	}
 	close(targets)
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -562,7 +571,7 @@ func benchCheckWrong(b *testing.B, opts ...func(*envConfig)) {
 	var mu sync.Mutex
 	next := 0
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

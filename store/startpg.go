@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/phoneverify/phoneverify"
 )
 
 // PostgreSQL's optimistic start: one statement reads everything decide
 // needs, decide runs with no lock held and no transaction open, and one
 // statement writes the result only if the number's row is still as read.
+// Both statements run in the pgBatcher's shared round trips.
 // Two round trips instead of six (BEGIN, lock the number, read the latest
 // verification, read the registry, write, update the number, COMMIT); each
 // round trip costs both processes a pair of system calls and PostgreSQL a
@@ -28,7 +31,7 @@ const (
 	v.subject, v.amount, v.payee, v.locale, v.send_count, v.attempts, v.max_attempts, v.code_hash,
 	v.expires_at, v.created_at, v.updated_at,
 	(SELECT json_agg(json_build_object('s', r.subject, 'p', r.phone, 'v', r.verification_id, 't', r.verified_at)
-		ORDER BY r.verified_at, r.subject)
+		ORDER BY r.verified_at, r.subject)::text
 	 FROM verified_phones r WHERE r.service_id = $1 AND (r.phone = $2 OR r.subject = $3))
 	FROM (SELECT 1) AS one
 	LEFT JOIN numbers n ON n.service_id = $1 AND n.phone = $2
@@ -71,68 +74,79 @@ const (
 	UPDATE numbers SET latest_id = $1, sends = $18 WHERE service_id = $2 AND phone = $3 AND EXISTS (SELECT 1 FROM v)`
 )
 
-// startOutcome says how an optimistic start ended.
-type startOutcome int
+// startOp is one optimistic start, run by the pgBatcher.
+type startOp struct {
+	optimistic
+	key    phoneverify.NumberKey
+	decide func(*phoneverify.StartState) (*phoneverify.StartResult, error)
+	num    numberRow
+	state  *phoneverify.StartState
+}
 
-const (
-	startDone   startOutcome = iota // saved, or refused by decide or an error
-	startRetry                      // the number changed since it was read
-	startLocked                     // the result needs the locking path
-)
+func (o *startOp) queueRead(b *pgx.Batch) {
+	b.Queue(qPGStartRead, o.key.ServiceID, o.key.Phone, o.key.Subject)
+}
 
-// startOptimistic runs one optimistic start on PostgreSQL.
-func (s *Store) startOptimistic(ctx context.Context, op string, key phoneverify.NumberKey, decide func(*phoneverify.StartState) (*phoneverify.StartResult, error)) (*phoneverify.Verification, startOutcome, error) {
-	r := runner{ctx: ctx, db: s.db}
-	num, state, err := readStart(r, key)
-	if err != nil {
-		return nil, startDone, mapErr(op, err)
+func (o *startOp) scanRead(br pgx.BatchResults) error {
+	var err error
+	o.num, o.state, err = scanStart(br.QueryRow(), o.key)
+	return err
+}
+
+func (o *startOp) plan() (string, []any, bool) {
+	if o.done {
+		return "", nil, true
 	}
 	var read *phoneverify.Verification
-	if state.Latest != nil {
-		read = normalVerification(state.Latest) // decide may change Latest
+	if o.state.Latest != nil {
+		read = normalVerification(o.state.Latest) // decide may change Latest
 	}
-	res, err := decide(state)
+	res, err := o.decide(o.state)
 	if err != nil {
-		return nil, startDone, err
+		o.finish(nil, err)
+		return "", nil, true
 	}
-	if err := checkStartResult(key, res); err != nil {
-		return nil, startDone, mapErr(op, err)
+	if err := checkStartResult(o.key, res); err != nil {
+		o.finish(nil, mapErr(o.op, err))
+		return "", nil, true
 	}
 	sends := encodeSends(res.Sends)
-	var (
-		query string
-		args  = verificationArgs(res.Save)
-	)
+	args := verificationArgs(res.Save)
+	o.out = normalVerification(res.Save)
 	switch {
 	case res.Close != nil:
 		// Closing one verification and inserting another in one statement
 		// would race the unique index on pending verifications: lock.
-		return nil, startLocked, nil
-	case !num.exists:
-		query = qPGStartFirst
-		args = append(args, sends)
+		o.outcome, o.done = outcomeLocked, true
+		return "", nil, true
+	case !o.num.exists:
+		return qPGStartFirst, append(args, sends), false
 	case read == nil || res.Save.ID != read.ID:
 		// Latest, if any, is left as it was: its changes since the read
 		// order after this start.
-		query = qPGStartInsert
-		args = append(args, sends, num.latestID, num.sends)
+		return qPGStartInsert, append(args, sends, o.num.latestID, o.num.sends), false
 	default:
-		query = qPGStartResend
-		args = append(args, sends, num.latestID, num.sends)
-		args = append(args, wasArgs(read)...)
+		args = append(args, sends, o.num.latestID, o.num.sends)
+		return qPGStartResend, append(args, wasArgs(read)...), false
 	}
-	n, err := execRows(r, query, args...)
-	switch {
-	case isForeignKeyViolation(err):
-		return nil, startDone, notFound("service")
-	case isUniqueViolation(err):
-		return nil, startDone, conflict(err, "The verification conflicts with an existing one (same id, or a second pending verification for the number).")
-	case err != nil:
-		return nil, startDone, mapErr(op, err)
-	case n != 1:
-		return nil, startRetry, nil
+}
+
+func (o *startOp) wrote(n int64) {
+	if n == 1 {
+		o.finish(o.out, nil)
+		return
 	}
-	return normalVerification(res.Save), startDone, nil
+	o.outcome, o.done = outcomeRetry, true
+}
+
+// startOptimistic runs one optimistic start on PostgreSQL, in a batch with
+// other callers'.
+func (s *Store) startOptimistic(ctx context.Context, op string, key phoneverify.NumberKey, decide func(*phoneverify.StartState) (*phoneverify.StartResult, error)) (*phoneverify.Verification, outcome, error) {
+	o := &startOp{optimistic: optimistic{op: op}, key: key, decide: decide}
+	if err := s.batch.do(ctx, o); err != nil {
+		return nil, outcomeDone, mapErr(op, err)
+	}
+	return o.out, o.outcome, o.err
 }
 
 // numberRow is a number's row as read.
@@ -142,8 +156,9 @@ type numberRow struct {
 	sends    string
 }
 
-// readStart reads the number's row and the StartState with qPGStartRead.
-func readStart(r runner, key phoneverify.NumberKey) (numberRow, *phoneverify.StartState, error) {
+// scanStart scans the row of qPGStartRead: the number's row and the
+// StartState.
+func scanStart(row scanner, key phoneverify.NumberKey) (numberRow, *phoneverify.StartState, error) {
 	var (
 		num      numberRow
 		sends    sql.NullString
@@ -152,7 +167,7 @@ func readStart(r runner, key phoneverify.NumberKey) (numberRow, *phoneverify.Sta
 	)
 	dest := append([]any{&num.latestID, &sends}, v.dest()...)
 	dest = append(dest, &registry)
-	if err := r.queryRow(qPGStartRead, key.ServiceID, key.Phone, key.Subject).Scan(dest...); err != nil {
+	if err := row.Scan(dest...); err != nil {
 		return num, nil, err
 	}
 	num.exists, num.sends = sends.Valid, sends.String
@@ -179,15 +194,6 @@ func readStart(r runner, key phoneverify.NumberKey) (numberRow, *phoneverify.Sta
 		}
 	}
 	return num, state, nil
-}
-
-// execRows runs a statement and returns how many rows it wrote.
-func execRows(r runner, query string, args ...any) (int64, error) {
-	res, err := r.exec(query, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // nullVerification scans a verification that an outer join may leave NULL.

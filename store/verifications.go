@@ -49,9 +49,9 @@ func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey
 		for range optimisticTries {
 			v, outcome, err := s.startOptimistic(ctx, op, key, decide)
 			switch outcome {
-			case startDone:
+			case outcomeDone:
 				return v, err
-			case startLocked:
+			case outcomeLocked:
 				break optimistic
 			}
 		}
@@ -251,81 +251,21 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 // instead of letting them retry in a crowd.
 const optimisticTries = 2
 
-// updateOptimistic is UpdateVerification without a lock and, in the common
-// case, without a transaction: it reads the verification, calls apply, and
-// saves with qSwapVerification only if the verification is still as read
-// (two round trips instead of BEGIN, SELECT … FOR UPDATE, UPDATE, COMMIT).
-// A registry entry is written in a transaction with the swap. done is false
-// if the swap lost to another writer; nothing was written then.
+// updateOptimistic is UpdateVerification without a lock and without a
+// transaction of its own: the pgBatcher reads the verification, calls
+// apply, and saves with qSwapVerification only if the verification is still
+// as read (a registry entry in the same statement), sharing both round
+// trips and the commit with concurrent callers. done is false if the swap
+// lost to another writer; nothing was written then.
 func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify.VerificationRef, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (out *phoneverify.Verification, done bool, err error) {
-	r := runner{ctx: ctx, db: s.db}
-	var row *sql.Row
-	if ref.ID != "" {
-		row = r.queryRow(qSelectVerification, ref.ID, ref.ServiceID)
-	} else {
-		row = r.queryRow(qSelectLatestByPhone, ref.ServiceID, ref.Phone)
-	}
-	v, err := scanVerification(row)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && ref.Phone != "" && v.To != ref.Phone {
-		return nil, true, notFound("verification")
-	}
-	if err != nil {
+	u := &updateOp{optimistic: optimistic{op: op}, ref: ref, apply: apply}
+	if err := s.batch.do(ctx, u); err != nil {
 		return nil, true, mapErr(op, err)
 	}
-	read := normalVerification(v)
-	prev := wasArgs(read)
-	u, err := apply(v)
-	if err != nil {
-		return nil, true, err
-	}
-	if u == nil || !u.Save && u.Register == nil {
-		return normalVerification(v), true, nil
-	}
-	// Without Save the swap rewrites the verification as read: it only
-	// proves it unchanged for the registry entry.
-	save := read
-	if u.Save {
-		save = v
-	}
-	swap := func(r runner) (bool, error) {
-		res, err := r.exec(qSwapVerification, append(verificationArgs(save), prev...)...)
-		if err != nil {
-			if isUniqueViolation(err) {
-				return false, conflict(err, "The verification conflicts with an existing one (a second pending verification for the number).")
-			}
-			return false, mapErr(op, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, mapErr(op, err)
-		}
-		return n == 1, nil
-	}
-	if u.Register == nil {
-		ok, err := swap(r)
-		if err != nil || !ok {
-			return nil, false, err
-		}
-		return normalVerification(v), true, nil
-	}
-	errLost := errors.New("swap lost")
-	err = s.withTx(ctx, op, func(r runner) error {
-		ok, err := swap(r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errLost
-		}
-		return registerPhone(r, op, u.Register)
-	})
-	if errors.Is(err, errLost) {
+	if u.outcome == outcomeRetry {
 		return nil, false, nil
 	}
-	if err != nil {
-		return nil, true, err
-	}
-	return normalVerification(v), true, nil
+	return u.out, true, u.err
 }
 
 // wasArgs returns the arguments that name v as read in qSwapVerification
