@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -26,10 +28,12 @@ import (
 // Several workers take batches at once, each as many requests as are
 // waiting: with few callers every request runs alone, as fast as before.
 type pgBatcher struct {
-	db   *sql.DB
-	reqs chan *pgReq
-	quit chan struct{}
-	done sync.WaitGroup
+	db *sql.DB
+	// timeout bounds one batch (pgBatchTimeout).
+	timeout time.Duration
+	reqs    chan *pgReq
+	quit    chan struct{}
+	done    sync.WaitGroup
 }
 
 // pgBatchWorkers is how many batches may be in flight at once. Two, so that
@@ -60,8 +64,12 @@ type pgReq struct {
 	result chan any // nil when done, or a recovered panic
 }
 
+// pgBatchTimeout bounds one batch: its two round trips, and any wait for
+// row locks that locking-path transactions hold, take milliseconds.
+const pgBatchTimeout = 10 * time.Second
+
 func newPGBatcher(db *sql.DB) *pgBatcher {
-	b := &pgBatcher{db: db, reqs: make(chan *pgReq), quit: make(chan struct{})}
+	b := &pgBatcher{db: db, timeout: pgBatchTimeout, reqs: make(chan *pgReq), quit: make(chan struct{})}
 	for range pgBatchWorkers {
 		b.done.Add(1)
 		go b.loop()
@@ -126,7 +134,11 @@ func (b *pgBatcher) run(batch []*pgReq) {
 			req.result <- panics[i]
 		}
 	}()
-	ctx := context.Background()
+	// Not the callers' contexts: they share the batch. A deadline instead,
+	// so that a server that stops answering (a network partition leaves
+	// no reset to notice) fails the batch rather than holding its worker.
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
 	failAll := func(err error) {
 		for _, req := range batch {
 			req.op.fail(err)
@@ -275,6 +287,12 @@ func (o *optimistic) finish(v *phoneverify.Verification, err error) {
 
 func (o *optimistic) fail(err error) {
 	if o.done {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The batch's own deadline: the database did not answer in time.
+		o.finish(nil, &phoneverify.Error{Code: phoneverify.EUnavailable, Message: unavailableMessage,
+			Err: fmt.Errorf("store: %s: no answer within %s: %w", o.op, pgBatchTimeout, err)})
 		return
 	}
 	var aborted errBatchAborted

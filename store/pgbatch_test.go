@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +167,52 @@ func TestPGBatchSharesRoundTrips(t *testing.T) {
 		if v.Status != want || v.Attempts != 1 {
 			t.Errorf("verification %d: status %s, %d attempts; want %s, 1", i, v.Status, v.Attempts, want)
 		}
+	}
+}
+
+// TestPGBatchTimeout stalls the connection to PostgreSQL without closing
+// it, as a network partition does: operations fail EUnavailable within the
+// batch deadline instead of hanging, and succeed again once it flows.
+func TestPGBatchTimeout(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(testenv.NewPostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	s, err := Open(t.Context(), u.String(), Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.batch.timeout = 300 * time.Millisecond
+	svc := batchTestService(t, s)
+	start := func(phone string) error {
+		v := batchTestVerification(svc, svc.ID, phone)
+		_, err := s.StartVerification(context.Background(), phoneverify.NumberKey{ServiceID: svc.ID, Phone: phone},
+			func(st *phoneverify.StartState) (*phoneverify.StartResult, error) {
+				return &phoneverify.StartResult{Save: v, Sends: []time.Time{v.CreatedAt}}, nil
+			})
+		return err
+	}
+	if err := start("+9779800000301"); err != nil {
+		t.Fatalf("before the stall: %v", err)
+	}
+	proxy.Stall()
+	began := time.Now()
+	err = start("+9779800000302")
+	if got, want := phoneverify.ErrorCode(err), phoneverify.EUnavailable; got != want {
+		t.Errorf("during the stall: code %q (%v), want %q", got, err, want)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("during the stall: answered after %s, want about the batch deadline", d)
+	}
+	proxy.Restore()
+	if err := start("+9779800000303"); err != nil {
+		t.Errorf("after the stall: %v", err)
 	}
 }

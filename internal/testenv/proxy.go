@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -17,6 +16,9 @@ type Proxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	// flowing is closed while bytes flow; Stall replaces it with an open
+	// channel that the copy loops wait on.
+	flowing chan struct{}
 }
 
 // NewProxy listens on 127.0.0.1 and forwards each connection to target
@@ -27,7 +29,8 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	if err != nil {
 		tb.Fatalf("proxy: %v", err)
 	}
-	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}, flowing: make(chan struct{})}
+	close(p.flowing)
 	p.wg.Add(1)
 	go p.serve()
 	tb.Cleanup(p.close)
@@ -48,16 +51,46 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore forwards new connections again.
+// Restore forwards new connections again, and lets bytes flow again after
+// Stall.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.cut = false
-	p.mu.Unlock()
+	select {
+	case <-p.flowing:
+	default:
+		close(p.flowing)
+	}
+}
+
+// Stall stops forwarding bytes, in both directions, on every connection,
+// without closing any: a network partition, which no reset reveals.
+// Restore resumes.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flowing:
+		p.flowing = make(chan struct{})
+	default:
+	}
+}
+
+// gate returns the channel a copy loop waits on before forwarding.
+func (p *Proxy) gate() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.flowing
 }
 
 func (p *Proxy) close() {
 	p.ln.Close()
 	p.Cut()
+	p.Restore() // release stalled copy loops
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
 	p.wg.Wait()
 }
 
@@ -114,7 +147,19 @@ func (p *Proxy) forward(c net.Conn) {
 	defer p.untrack(c, s)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				<-p.gate()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		dst.Close()
 		src.Close()
 		done <- struct{}{}
