@@ -22,6 +22,7 @@ import (
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
+	"github.com/phoneverify/phoneverify/ratelimit/sqllimit"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/verify"
@@ -71,6 +72,8 @@ type envConfig struct {
 	api    func(*httpapi.Config)
 	// parallelism is the benchmarks' callers per CPU.
 	parallelism int
+	// sqlLimiter gives the engine a SQL limiter on the env's store.
+	sqlLimiter bool
 }
 
 func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *env {
@@ -99,6 +102,9 @@ func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *e
 	vcfg := verify.Config{Store: st, Sender: in, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey}
 	if ec.engine != nil {
 		ec.engine(&vcfg)
+	}
+	if ec.sqlLimiter {
+		vcfg.Limiter = sqllimit.New(st.DB(), sqllimit.Options{})
 	}
 	e, err := verify.New(vcfg)
 	if err != nil {

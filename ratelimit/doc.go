@@ -15,4 +15,14 @@
 // refusal while there is room. Its cost is O(Max) space per active key,
 // hence [phoneverify.MaxLimitEvents]. ratelimit/limitertest holds the one
 // conformance suite every implementation passes.
+//
+// When the backend is down (Redis, or the database) a limiter returns
+// EUnavailable and the engine refuses the start with 503 unavailable: it
+// fails closed, since a start sends a message that costs money and an
+// outage must not lift the limits. Checks, lookups and everything else
+// that does not consult the limiter keep working. The alternative, falling
+// back to the SQL limiter when Redis is down, was not taken: each node
+// would then count part of the traffic in a second place, and the limit
+// would no longer be exact across the switch. The Redis limiter needs
+// Redis 5 or later (its script reads TIME before writing).
 package ratelimit

@@ -45,6 +45,9 @@ const pgBatchWorkers = 2
 
 // pgOp is one caller's optimistic operation.
 type pgOp interface {
+	// rowKey names the row the operation writes; a batch holds at most
+	// one operation per row.
+	rowKey() string
 	// queueRead adds the operation's one read statement to b.
 	queueRead(b *pgx.Batch)
 	// scanRead consumes that statement's result.
@@ -105,13 +108,20 @@ func (b *pgBatcher) close() {
 
 func (b *pgBatcher) loop() {
 	defer b.done.Done()
-	batch := make([]*pgReq, 0, maxGroup)
+	// carry holds the requests put off to the next batch: a second
+	// operation on the same row in one batch would only lose its swap to
+	// the first, and retry.
+	var carry []*pgReq
 	for {
-		select {
-		case <-b.quit:
-			return
-		case req := <-b.reqs:
-			batch = append(batch[:0], req)
+		batch := carry
+		carry = nil
+		if len(batch) == 0 {
+			select {
+			case <-b.quit:
+				return
+			case req := <-b.reqs:
+				batch = []*pgReq{req}
+			}
 		}
 	collect:
 		for len(batch) < maxGroup {
@@ -122,7 +132,17 @@ func (b *pgBatcher) loop() {
 				break collect
 			}
 		}
-		b.run(batch)
+		seen := make(map[string]bool, len(batch))
+		run := batch[:0:0]
+		for _, req := range batch {
+			if k := req.op.rowKey(); seen[k] || len(run) == maxGroup {
+				carry = append(carry, req)
+			} else {
+				seen[k] = true
+				run = append(run, req)
+			}
+		}
+		b.run(run)
 	}
 }
 
@@ -310,6 +330,13 @@ type updateOp struct {
 	ref   phoneverify.VerificationRef
 	apply func(*phoneverify.Verification) (*phoneverify.Update, error)
 	v     *phoneverify.Verification
+}
+
+func (u *updateOp) rowKey() string {
+	if u.ref.ID != "" {
+		return "v " + u.ref.ServiceID + " " + u.ref.ID
+	}
+	return "p " + u.ref.ServiceID + " " + u.ref.Phone
 }
 
 func (u *updateOp) queueRead(b *pgx.Batch) {

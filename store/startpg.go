@@ -83,6 +83,8 @@ type startOp struct {
 	state  *phoneverify.StartState
 }
 
+func (o *startOp) rowKey() string { return "n " + o.key.ServiceID + " " + o.key.Phone }
+
 func (o *startOp) queueRead(b *pgx.Batch) {
 	b.Queue(qPGStartRead, o.key.ServiceID, o.key.Phone, o.key.Subject)
 }
