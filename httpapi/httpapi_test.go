@@ -183,8 +183,10 @@ func (e *env) doFrom(tb testing.TB, remote, method, path, body string, headers .
 	return res
 }
 
-func TestWalkthrough(t *testing.T) {
-	e := newEnv(t, nil)
+func TestWalkthrough(t *testing.T) { forEachStore(t, testWalkthrough) }
+
+func testWalkthrough(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	r := e.do(t, "POST", "/v1/verifications", `{"to":"+977 981-234-5678","subject":"user-42"}`)
 	if r.status != 201 || r.str("status") != "pending" || r.str("to") != "+9779812345678" {
 		t.Fatalf("start: %d %s", r.status, r.raw)
@@ -258,8 +260,10 @@ func TestWalkthrough(t *testing.T) {
 	}
 }
 
-func TestCancelAndStatuses(t *testing.T) {
-	e := newEnv(t, nil)
+func TestCancelAndStatuses(t *testing.T) { forEachStore(t, testCancelAndStatuses) }
+
+func testCancelAndStatuses(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	r := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`)
 	id := r.str("id")
 	r = e.do(t, "POST", "/v1/verifications/"+id+"/cancel", "")
@@ -272,8 +276,10 @@ func TestCancelAndStatuses(t *testing.T) {
 	}
 }
 
-func TestMaxAttemptsOverHTTP(t *testing.T) {
-	e := newEnv(t, func(s *pv.Service) { s.MaxAttempts = 2 })
+func TestMaxAttemptsOverHTTP(t *testing.T) { forEachStore(t, testMaxAttemptsOverHTTP) }
+
+func testMaxAttemptsOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, func(s *pv.Service) { s.MaxAttempts = 2 }, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	code := e.inbox.code("+9779812345678")
 	bad := "000000"
@@ -289,8 +295,10 @@ func TestMaxAttemptsOverHTTP(t *testing.T) {
 	}
 }
 
-func TestSendLimitOverHTTP(t *testing.T) {
-	e := newEnv(t, func(s *pv.Service) { s.MaxSends = 2 })
+func TestSendLimitOverHTTP(t *testing.T) { forEachStore(t, testSendLimitOverHTTP) }
+
+func testSendLimitOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, func(s *pv.Service) { s.MaxSends = 2 }, store...)
 	for range 2 {
 		if r := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`); r.status != 201 {
 			t.Fatalf("start: %d %s", r.status, r.raw)
@@ -304,8 +312,10 @@ func TestSendLimitOverHTTP(t *testing.T) {
 
 // TestBadInput sends malformed requests: each gets a 4xx with a stable code,
 // and none writes anything.
-func TestBadInput(t *testing.T) {
-	e := newEnv(t, nil)
+func TestBadInput(t *testing.T) { forEachStore(t, testBadInput) }
+
+func testBadInput(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	sentBefore := e.inbox.count()
 	big := `{"to":"` + strings.Repeat("9", httpapi.MaxBodyBytes) + `"}`
@@ -378,8 +388,10 @@ func TestHealth(t *testing.T) {
 
 // TestConcurrentChecksOverHTTP: 200 concurrent checks, wrong and right mixed,
 // on one verification.
-func TestConcurrentChecksOverHTTP(t *testing.T) {
-	e := newEnv(t, nil)
+func TestConcurrentChecksOverHTTP(t *testing.T) { forEachStore(t, testConcurrentChecksOverHTTP) }
+
+func testConcurrentChecksOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	code := e.inbox.code("+9779812345678")
 	bad := "000000"
@@ -440,8 +452,10 @@ func TestDatabaseNeverHoldsCode(t *testing.T) {
 	}
 }
 
-func TestRevokedKey(t *testing.T) {
-	e := newEnv(t, nil)
+func TestRevokedKey(t *testing.T) { forEachStore(t, testRevokedKey) }
+
+func testRevokedKey(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	raw, k, err := e.engine.CreateAPIKey(context.Background(), e.engine.DefaultServiceID(), "ci", []string{verify.ScopeCheck})
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +473,17 @@ func TestRevokedKey(t *testing.T) {
 	if r := e.do(t, "GET", "/v1/subjects/x", "", "Authorization", "Bearer "+raw); r.status != 401 {
 		t.Fatalf("revoked key: %d %s", r.status, r.raw)
 	}
+}
+
+// forEachStore runs test on SQLite and on PostgreSQL (a fresh database, or
+// a skip without PHONEVERIFY_TEST_POSTGRES_URL): the engine's rules must
+// hold the same on both stores.
+func forEachStore(t *testing.T, test func(t *testing.T, store ...func(*envConfig))) {
+	t.Run("SQLite", func(t *testing.T) { test(t) })
+	t.Run("Postgres", func(t *testing.T) {
+		url := testenv.NewPostgresDatabase(t)
+		test(t, func(c *envConfig) { c.dbURL = url })
+	})
 }
 
 // Callers per CPU in the benchmarks: a server has many requests in flight.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
@@ -78,8 +79,26 @@ const (
 // service before it is created.
 func newHarness(t *testing.T, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
 	t.Helper()
+	return newHarnessOn(t, "", tweak, configure...)
+}
+
+// forEachStore runs test on SQLite and on PostgreSQL (a fresh database, or
+// a skip without PHONEVERIFY_TEST_POSTGRES_URL), passing the database URL
+// ("" for SQLite) for newHarnessOn: the rules must hold on both stores.
+func forEachStore(t *testing.T, test func(t *testing.T, dbURL string)) {
+	t.Run("SQLite", func(t *testing.T) { test(t, "") })
+	t.Run("Postgres", func(t *testing.T) { test(t, testenv.NewPostgresDatabase(t)) })
+}
+
+// newHarnessOn is newHarness on the database at dbURL, or on a new SQLite
+// file if dbURL is empty.
+func newHarnessOn(t *testing.T, dbURL string, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "pv.db"), store.Options{})
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(t.TempDir(), "pv.db")
+	}
+	st, err := store.Open(ctx, dbURL, store.Options{MaxOpenConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +163,10 @@ func wrong(code string) string {
 	return string(b)
 }
 
-func TestStartAndCheck(t *testing.T) {
-	h := newHarness(t, nil)
+func TestStartAndCheck(t *testing.T) { forEachStore(t, testStartAndCheck) }
+
+func testStartAndCheck(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: "981-234-5678", Subject: "user-1"})
 	if v.To != nepal || v.Country != "NP" || v.Status != pv.StatusPending || v.SendCount != 1 {
 		t.Fatalf("started %+v", v)
@@ -182,8 +203,10 @@ func TestStartAndCheck(t *testing.T) {
 	wantCode(t, err, pv.EAlreadyApproved)
 }
 
-func TestResendKillsOldCode(t *testing.T) {
-	h := newHarness(t, nil)
+func TestResendKillsOldCode(t *testing.T) { forEachStore(t, testResendKillsOldCode) }
+
+func testResendKillsOldCode(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v1 := h.start(t, verify.StartRequest{To: nepal})
 	first := h.phone.last(t).Code
 	h.clock.Advance(30 * time.Second)
@@ -224,7 +247,11 @@ func TestNeverRepeatsPreviousCode(t *testing.T) {
 }
 
 func TestBindingChangeReplacesVerification(t *testing.T) {
-	h := newHarness(t, nil)
+	forEachStore(t, testBindingChangeReplacesVerification)
+}
+
+func testBindingChangeReplacesVerification(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v1 := h.start(t, verify.StartRequest{To: nepal, Amount: "10.00", Payee: "shop"})
 	v2 := h.start(t, verify.StartRequest{To: nepal, Amount: "99.00", Payee: "shop"})
 	if v1.ID == v2.ID {
@@ -236,8 +263,10 @@ func TestBindingChangeReplacesVerification(t *testing.T) {
 	}
 }
 
-func TestExpiry(t *testing.T) {
-	h := newHarness(t, func(s *pv.Service) { s.CodeTTL = 45 * time.Second })
+func TestExpiry(t *testing.T) { forEachStore(t, testExpiry) }
+
+func testExpiry(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, func(s *pv.Service) { s.CodeTTL = 45 * time.Second })
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.phone.last(t).Code
 	h.clock.Advance(45 * time.Second)
@@ -269,8 +298,10 @@ func TestExpireDue(t *testing.T) {
 	}
 }
 
-func TestSendLimit(t *testing.T) {
-	h := newHarness(t, nil) // 5 per 10 minutes
+func TestSendLimit(t *testing.T) { forEachStore(t, testSendLimit) }
+
+func testSendLimit(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil) // 5 per 10 minutes
 	for range 5 {
 		h.start(t, verify.StartRequest{To: nepal})
 		h.clock.Advance(time.Minute)
@@ -290,8 +321,10 @@ func TestSendLimit(t *testing.T) {
 	h.start(t, verify.StartRequest{To: nepal})
 }
 
-func TestAttemptLimit(t *testing.T) {
-	h := newHarness(t, nil)
+func TestAttemptLimit(t *testing.T) { forEachStore(t, testAttemptLimit) }
+
+func testAttemptLimit(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.phone.last(t).Code
 	for i := 1; i <= 5; i++ {
@@ -407,8 +440,10 @@ func TestRegistryRules(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
-	h := newHarness(t, nil)
+func TestCancel(t *testing.T) { forEachStore(t, testCancel) }
+
+func testCancel(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.phone.last(t).Code
 	c, err := h.e.Cancel(context.Background(), h.svc.ID, v.ID)
@@ -491,8 +526,10 @@ func TestTestNumber(t *testing.T) {
 	}
 }
 
-func TestGatewayFailure(t *testing.T) {
-	h := newHarness(t, nil)
+func TestGatewayFailure(t *testing.T) { forEachStore(t, testGatewayFailure) }
+
+func testGatewayFailure(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	h.phone.fail = &pv.DeliveryError{Gateway: "sim", Reason: "503"}
 	_, err := h.e.Start(context.Background(), verify.StartRequest{ServiceID: h.svc.ID, To: nepal})
 	wantCode(t, err, pv.EGatewayUnavailable)
@@ -524,8 +561,10 @@ func TestIntrospectRejects(t *testing.T) {
 
 // TestConcurrentChecks hammers one verification with right and wrong codes at
 // once: attempts never exceed the maximum and at most one check approves.
-func TestConcurrentChecks(t *testing.T) {
-	h := newHarness(t, nil)
+func TestConcurrentChecks(t *testing.T) { forEachStore(t, testConcurrentChecks) }
+
+func testConcurrentChecks(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.phone.last(t).Code
 	var wg sync.WaitGroup
