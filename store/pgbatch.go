@@ -191,7 +191,6 @@ func (b *pgBatcher) run(batch []*pgReq) {
 
 		type write struct {
 			req   *pgReq
-			i     int
 			query string
 			args  []any
 		}
@@ -202,7 +201,7 @@ func (b *pgBatcher) run(batch []*pgReq) {
 			case p != nil:
 				panics[i] = p
 			case !final:
-				writes = append(writes, write{req, i, query, args})
+				writes = append(writes, write{req, query, args})
 			}
 		}
 		if len(writes) == 0 {
@@ -258,8 +257,8 @@ func plan(op pgOp) (query string, args []any, final bool, p any) {
 	return query, args, final, nil
 }
 
-// badConn tells database/sql to discard the connection when err left it
-// unusable.
+// badConn tells database/sql to discard the connection when a failed batch
+// left it closed.
 func badConn(pc *pgx.Conn) error {
 	if pc.IsClosed() {
 		return driver.ErrBadConn

@@ -14,11 +14,12 @@ import (
 // PostgreSQL's optimistic start: one statement reads everything decide
 // needs, decide runs with no lock held and no transaction open, and one
 // statement writes the result only if the number's row is still as read.
-// Both statements run in the pgBatcher's shared round trips.
-// Two round trips instead of six (BEGIN, lock the number, read the latest
-// verification, read the registry, write, update the number, COMMIT); each
-// round trip costs both processes a pair of system calls and PostgreSQL a
-// parse-bind-execute, which is where a start's time went.
+// Two round trips instead of seven (BEGIN, lock the number, read the latest
+// verification, read the registry, write, update the number, COMMIT), and
+// the pgBatcher shares both, and the commit, with concurrent callers. Each
+// round trip costs both processes system calls and context switches, and
+// PostgreSQL a bind-execute: that, not the statements' work, is where a
+// start's time went.
 //
 // The statements use data-modifying CTEs, which SQLite lacks; SQLite keeps
 // the transactional path, where round trips cost nothing.
