@@ -37,16 +37,25 @@ type Store interface {
 	// service. Returns ENotFound if none.
 	Verification(ctx context.Context, serviceID, id string) (*Verification, error)
 
-	// StartVerification serialises every start for (serviceID, phone): it locks
-	// the number, reads its StartState, calls decide, and writes the
-	// StartResult, all in one transaction. If decide returns an error nothing
-	// is written and that error is returned. It returns result.Save as saved.
+	// StartVerification serialises every start for (serviceID, phone): it
+	// reads the number's StartState, calls decide, and writes the
+	// StartResult atomically, as if no other start for the number ran in
+	// between. A store may lock the number first, or read without a lock
+	// and write only if the number is unchanged, calling decide again on a
+	// fresh read otherwise: decide may run more than once, and only its last
+	// run counts. If decide returns an error nothing is written and that
+	// error is returned. It returns result.Save as saved.
 	StartVerification(ctx context.Context, key NumberKey, decide func(*StartState) (*StartResult, error)) (*Verification, error)
 
-	// UpdateVerification locks one verification (by id, or the newest one for
-	// a phone number), calls apply with it, and saves what apply asks for in
-	// one transaction. If apply returns an error nothing is written.
-	// Returns ENotFound if the reference matches no verification.
+	// UpdateVerification reads one verification (by id, or the newest one
+	// for a phone number), calls apply with it, and saves what apply asks
+	// for atomically: what is saved is apply's answer to the verification
+	// exactly as it stood when saved. A store may lock the verification
+	// first, or read it without a lock and save only if it is unchanged,
+	// calling apply again on a fresh read otherwise: apply may run more
+	// than once, and only its last run counts, so it must not carry state
+	// from one run to the next. If apply returns an error nothing is
+	// written. Returns ENotFound if the reference matches no verification.
 	UpdateVerification(ctx context.Context, ref VerificationRef, apply func(*Verification) (*Update, error)) (*Verification, error)
 
 	// Messages returns the outbox messages of a verification, oldest first,

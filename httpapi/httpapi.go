@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,6 +32,12 @@ type Config struct {
 	// providers' signatures authenticate. An error they return is answered
 	// in the API's error format.
 	Routes map[string]RouteFunc
+	// ClientIP returns the address of the client that sent r, for the
+	// per-IP start limit. Default: the connection's remote address
+	// ([RemoteIP]). This is the hook for deployments behind a proxy or
+	// load balancer, which must take the address from a header (such as
+	// X-Forwarded-For) that only their trusted proxies may set.
+	ClientIP func(r *http.Request) string
 }
 
 // RouteFunc serves one request of an extra route. It writes the success
@@ -43,7 +50,9 @@ type Handler struct {
 	jwks   func() ([]byte, error)
 	ready  func(ctx context.Context) error
 	log    *slog.Logger
-	mux    *http.ServeMux
+	// clientIP names the client of a request.
+	clientIP func(r *http.Request) string
+	mux      *http.ServeMux
 	// methods lists the methods registered per path, for JSON 404/405 answers
 	// (ServeMux's own are plain text).
 	methods map[string][]string
@@ -55,6 +64,10 @@ func New(cfg Config) *Handler {
 	h := &Handler{engine: cfg.Engine, jwks: cfg.JWKS, ready: cfg.Ready, log: cfg.Logger, mux: http.NewServeMux(), methods: map[string][]string{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.clientIP = cfg.ClientIP
+	if h.clientIP == nil {
+		h.clientIP = RemoteIP
 	}
 	h.route("POST /v1/verifications", h.auth(verify.ScopeSend, h.startVerification))
 	h.route("GET /v1/verifications/{id}", h.auth("", h.getVerification))
@@ -218,12 +231,26 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := h.ready(ctx); err != nil {
 			h.log.WarnContext(ctx, "not ready", "error", err)
+			msg := "The database is unavailable."
+			if pv.ErrorCode(err) == pv.EUnavailable {
+				msg = pv.ErrorMessage(err) // names what is down: the database, Redis
+			}
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
-				"error": errorDetail{Code: pv.EUnavailable, Message: "The database is unavailable."}})
+				"error": errorDetail{Code: pv.EUnavailable, Message: msg}})
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// RemoteIP returns the IP address of the connection r came on, without the
+// port; the default [Config.ClientIP].
+func RemoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *Handler) getJWKS(w http.ResponseWriter, r *http.Request) {

@@ -20,8 +20,10 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/httpapi"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/outbox"
+	"github.com/phoneverify/phoneverify/ratelimit/sqllimit"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/verify"
@@ -62,13 +64,31 @@ type env struct {
 	store  *store.Store
 	engine *verify.Engine
 	keys   *token.Keyring
+	// parallelism is the benchmarks' callers per CPU.
+	parallelism int
 }
 
-func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
+// envConfig is what newEnv's options may change.
+type envConfig struct {
+	// dbURL is the database; default a SQLite file in a temporary directory.
+	dbURL  string
+	engine func(*verify.Config)
+	api    func(*httpapi.Config)
+	// parallelism is the benchmarks' callers per CPU.
+	parallelism int
+	// sqlLimiter gives the engine a SQL limiter on the env's store.
+	sqlLimiter bool
+}
+
+func newEnv(tb testing.TB, tweak func(*pv.Service), opts ...func(*envConfig)) *env {
 	tb.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(tb.TempDir(), "phoneverify.db")
-	st, err := store.Open(ctx, "sqlite:"+dbPath, store.Options{})
+	ec := envConfig{dbURL: "sqlite:" + dbPath, parallelism: benchParallelismSQLite}
+	for _, o := range opts {
+		o(&ec)
+	}
+	st, err := store.Open(ctx, ec.dbURL, store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,7 +103,14 @@ func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
 		tb.Fatal(err)
 	}
 	sealer, _ := otp.NewSealer(secret)
-	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey})
+	vcfg := verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, DefaultRegion: "NP", BootstrapKey: apiKey}
+	if ec.engine != nil {
+		ec.engine(&vcfg)
+	}
+	if ec.sqlLimiter {
+		vcfg.Limiter = sqllimit.New(st.DB(), sqllimit.Options{})
+	}
+	e, err := verify.New(vcfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -104,8 +131,12 @@ func newEnv(tb testing.TB, tweak func(*pv.Service)) *env {
 	if _, err := e.EnsureDefaultService(ctx, seed); err != nil {
 		tb.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{Engine: e, JWKS: func() ([]byte, error) { return keys.JWKS(time.Now()) }, Ready: st.Ping})
-	return &env{h: h, inbox: in, dbPath: dbPath, store: st, engine: e, keys: keys}
+	acfg := httpapi.Config{Engine: e, JWKS: func() ([]byte, error) { return keys.JWKS(time.Now()) }, Ready: st.Ping}
+	if ec.api != nil {
+		ec.api(&acfg)
+	}
+	h := httpapi.New(acfg)
+	return &env{h: h, inbox: in, dbPath: dbPath, store: st, engine: e, keys: keys, parallelism: ec.parallelism}
 }
 
 type response struct {
@@ -132,7 +163,17 @@ func (r response) str(name string) string { s, _ := r.body[name].(string); retur
 // caller sets its own Authorization header.
 func (e *env) do(tb testing.TB, method, path, body string, headers ...string) response {
 	tb.Helper()
+	return e.doFrom(tb, "", method, path, body, headers...)
+}
+
+// doFrom is do from the client address remote (host:port; "" for
+// httptest's default).
+func (e *env) doFrom(tb testing.TB, remote, method, path, body string, headers ...string) response {
+	tb.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if remote != "" {
+		req.RemoteAddr = remote
+	}
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -156,8 +197,10 @@ func (e *env) do(tb testing.TB, method, path, body string, headers ...string) re
 	return res
 }
 
-func TestWalkthrough(t *testing.T) {
-	e := newEnv(t, nil)
+func TestWalkthrough(t *testing.T) { forEachStore(t, testWalkthrough) }
+
+func testWalkthrough(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	r := e.do(t, "POST", "/v1/verifications", `{"to":"+977 981-234-5678","subject":"user-42"}`)
 	if r.status != 201 || r.str("status") != "pending" || r.str("to") != "+9779812345678" {
 		t.Fatalf("start: %d %s", r.status, r.raw)
@@ -242,8 +285,10 @@ func TestWalkthrough(t *testing.T) {
 	}
 }
 
-func TestCancelAndStatuses(t *testing.T) {
-	e := newEnv(t, nil)
+func TestCancelAndStatuses(t *testing.T) { forEachStore(t, testCancelAndStatuses) }
+
+func testCancelAndStatuses(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	r := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`)
 	id := r.str("id")
 	code := e.inbox.code("+9779812345678") // delivered before the cancel
@@ -257,8 +302,10 @@ func TestCancelAndStatuses(t *testing.T) {
 	}
 }
 
-func TestMaxAttemptsOverHTTP(t *testing.T) {
-	e := newEnv(t, func(s *pv.Service) { s.MaxAttempts = 2 })
+func TestMaxAttemptsOverHTTP(t *testing.T) { forEachStore(t, testMaxAttemptsOverHTTP) }
+
+func testMaxAttemptsOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, func(s *pv.Service) { s.MaxAttempts = 2 }, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	code := e.inbox.code("+9779812345678")
 	bad := "000000"
@@ -274,8 +321,10 @@ func TestMaxAttemptsOverHTTP(t *testing.T) {
 	}
 }
 
-func TestSendLimitOverHTTP(t *testing.T) {
-	e := newEnv(t, func(s *pv.Service) { s.MaxSends = 2 })
+func TestSendLimitOverHTTP(t *testing.T) { forEachStore(t, testSendLimitOverHTTP) }
+
+func testSendLimitOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, func(s *pv.Service) { s.MaxSends = 2 }, store...)
 	for range 2 {
 		if r := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`); r.status != 201 {
 			t.Fatalf("start: %d %s", r.status, r.raw)
@@ -289,8 +338,10 @@ func TestSendLimitOverHTTP(t *testing.T) {
 
 // TestBadInput sends malformed requests: each gets a 4xx with a stable code,
 // and none writes anything.
-func TestBadInput(t *testing.T) {
-	e := newEnv(t, nil)
+func TestBadInput(t *testing.T) { forEachStore(t, testBadInput) }
+
+func testBadInput(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	sentBefore := e.inbox.count()
 	big := `{"to":"` + strings.Repeat("9", httpapi.MaxBodyBytes) + `"}`
@@ -363,8 +414,10 @@ func TestHealth(t *testing.T) {
 
 // TestConcurrentChecksOverHTTP: 200 concurrent checks, wrong and right mixed,
 // on one verification.
-func TestConcurrentChecksOverHTTP(t *testing.T) {
-	e := newEnv(t, nil)
+func TestConcurrentChecksOverHTTP(t *testing.T) { forEachStore(t, testConcurrentChecksOverHTTP) }
+
+func testConcurrentChecksOverHTTP(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	id := e.do(t, "POST", "/v1/verifications", `{"to":"+9779812345678"}`).str("id")
 	code := e.inbox.code("+9779812345678")
 	bad := "000000"
@@ -425,8 +478,10 @@ func TestDatabaseNeverHoldsCode(t *testing.T) {
 	}
 }
 
-func TestRevokedKey(t *testing.T) {
-	e := newEnv(t, nil)
+func TestRevokedKey(t *testing.T) { forEachStore(t, testRevokedKey) }
+
+func testRevokedKey(t *testing.T, store ...func(*envConfig)) {
+	e := newEnv(t, nil, store...)
 	raw, k, err := e.engine.CreateAPIKey(context.Background(), e.engine.DefaultServiceID(), "ci", []string{verify.ScopeCheck})
 	if err != nil {
 		t.Fatal(err)
@@ -446,9 +501,36 @@ func TestRevokedKey(t *testing.T) {
 	}
 }
 
-// benchParallelism is the callers per CPU in the benchmarks: a server has many
-// requests in flight, so CPU work overlaps the single SQLite writer.
-const benchParallelism = 4
+// forEachStore runs test on SQLite and on PostgreSQL (a fresh database, or
+// a skip without PHONEVERIFY_TEST_POSTGRES_URL): the engine's rules must
+// hold the same on both stores.
+func forEachStore(t *testing.T, test func(t *testing.T, store ...func(*envConfig))) {
+	t.Run("SQLite", func(t *testing.T) { test(t) })
+	t.Run("Postgres", func(t *testing.T) {
+		url := testenv.NewPostgresDatabase(t)
+		test(t, func(c *envConfig) { c.dbURL = url })
+	})
+}
+
+// Callers per CPU in the benchmarks: a server has many requests in flight.
+// On SQLite, 4 per CPU let CPU work overlap the single writer; on
+// PostgreSQL, where each request waits on round trips, a server at a few
+// thousand requests a second holds a few dozen in flight (16 per CPU: 32 on
+// two cores), and the store shares round trips and commits among them.
+const (
+	benchParallelismSQLite   = 4
+	benchParallelismPostgres = 16
+)
+
+// benchStores runs bench on SQLite (a file in a temporary directory) and on
+// PostgreSQL (a fresh database, or a skip without PHONEVERIFY_TEST_POSTGRES_URL).
+func benchStores(b *testing.B, bench func(b *testing.B, opts ...func(*envConfig))) {
+	b.Run("SQLite", func(b *testing.B) { bench(b) })
+	b.Run("Postgres", func(b *testing.B) {
+		url := testenv.NewPostgresDatabase(b)
+		bench(b, func(c *envConfig) { c.dbURL, c.parallelism = url, benchParallelismPostgres })
+	})
+}
 
 var benchSeq struct {
 	sync.Mutex
@@ -479,10 +561,12 @@ func benchDo(b *testing.B, h http.Handler, body string, want int) {
 
 // BenchmarkStart measures starts for distinct numbers through the handler on
 // a real SQLite file, in parallel.
-func BenchmarkStart(b *testing.B) {
-	e := newEnv(b, nil)
+func BenchmarkStart(b *testing.B) { benchStores(b, benchStart) }
+
+func benchStart(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, nil, opts...)
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -495,8 +579,10 @@ func BenchmarkStart(b *testing.B) {
 
 // BenchmarkCheck measures successful checks (attempt counted, approval,
 // token signed) of distinct verifications made before the timer starts.
-func BenchmarkCheck(b *testing.B) {
-	e := newEnv(b, nil)
+func BenchmarkCheck(b *testing.B) { benchStores(b, benchCheck) }
+
+func benchCheck(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, nil, opts...)
 	type target struct{ id, code string }
 	targets := make(chan target, b.N)
 	for range b.N {
@@ -511,7 +597,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	close(targets)
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -525,8 +611,10 @@ func BenchmarkCheck(b *testing.B) {
 
 // BenchmarkCheckWrong measures refused checks (attempt counted, no approval)
 // spread over many verifications so none runs out of attempts.
-func BenchmarkCheckWrong(b *testing.B) {
-	e := newEnv(b, func(s *pv.Service) { s.MaxAttempts = 100 })
+func BenchmarkCheckWrong(b *testing.B) { benchStores(b, benchCheckWrong) }
+
+func benchCheckWrong(b *testing.B, opts ...func(*envConfig)) {
+	e := newEnv(b, func(s *pv.Service) { s.MaxAttempts = 100 }, opts...)
 	ids := make([]string, 0, b.N/90+1)
 	for range cap(ids) {
 		req := httptest.NewRequest("POST", "/v1/verifications", strings.NewReader(`{"to":"`+nextNumber()+`"}`))
@@ -540,7 +628,7 @@ func BenchmarkCheckWrong(b *testing.B) {
 	var mu sync.Mutex
 	next := 0
 	b.ReportAllocs()
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(e.parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -65,6 +65,7 @@ func (h *Handler) startVerification(w http.ResponseWriter, r *http.Request) {
 	v, err := h.engine.Start(r.Context(), verify.StartRequest{
 		ServiceID: apiKey(r.Context()).ServiceID, To: req.To, Channel: req.Channel, Locale: req.Locale,
 		Subject: req.Subject, AppHash: req.AppHash, Amount: req.Amount, Payee: req.Payee,
+		ClientIP: h.clientIP(r),
 	})
 	if err != nil {
 		h.writeError(w, r, err)

@@ -43,6 +43,14 @@ const (
 	amount = $8, payee = $9, locale = $10, send_count = $11, attempts = $12, max_attempts = $13,
 	code_hash = $14, created_at = $16, updated_at = $17
 	WHERE id = $1 AND service_id = $2 AND phone = $3 AND status = $6 AND expires_at = $15`
+	// qSwapVerification is qUpdateVerification that writes only over the
+	// verification exactly as it was read: $18–$31 are its columns country
+	// to updated_at (the arguments 4–17 of the read), so a verification
+	// that anyone changed meanwhile is left alone (0 rows).
+	qSwapVerification   = qUpdateVerification + ` AND ` + verificationMutable + ` = ` + verificationWas
+	verificationMutable = `(country, channel, status, subject, amount, payee, locale, send_count, attempts,
+	max_attempts, code_hash, expires_at, created_at, updated_at)`
+	verificationWas      = `($18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`
 	qExpireVerifications = `UPDATE verifications SET status = 'expired', updated_at = $1
 	WHERE status = 'pending' AND expires_at <= $1`
 

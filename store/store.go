@@ -15,10 +15,20 @@
 // each pool. On PostgreSQL one pool serves both, and pgx caches prepared
 // statements per connection by itself.
 //
+// On PostgreSQL, starts and updates are optimistic first: one statement
+// reads what the engine's callback needs, the callback decides, and one
+// statement writes the decision only if what was read is unchanged (else
+// the callback runs again on a fresh read; after two lost races the store
+// falls back to row locks in a transaction). The reads and writes of
+// concurrent callers travel in shared pipelined batches, each batch's writes
+// committed together (pgBatcher): two round trips and a share of one commit
+// per operation, where the locking path takes four to seven and a commit.
+//
 // The decide and apply callbacks of [Store.StartVerification] and
-// [Store.UpdateVerification] run inside the write transaction, holding the
-// SQLite writer connection or PostgreSQL row locks: they must not call the
-// store, and should not wait on anything slow.
+// [Store.UpdateVerification] run inside the write transaction or batch,
+// holding the SQLite writer connection, PostgreSQL row locks or a batch
+// that other callers share: they must not call the store, and should not
+// wait on anything slow. They may run more than once.
 //
 // [Open] never changes the schema: call [Store.Migrate] for that.
 package store
@@ -98,6 +108,9 @@ type Store struct {
 	// group shares commits among concurrent writers on SQLite; nil on
 	// PostgreSQL, whose writers run in parallel.
 	group *groupCommitter
+	// batch shares the round trips and commits of optimistic starts and
+	// updates on PostgreSQL; nil on SQLite.
+	batch *pgBatcher
 	// q holds the query texts that differ per dialect.
 	q dialectQueries
 
@@ -250,6 +263,7 @@ func openPostgres(url string, opts Options) (*Store, error) {
 		dialect: DialectPostgres,
 		db:      db,
 		rdb:     db,
+		batch:   newPGBatcher(db),
 		q:       newDialectQueries(DialectPostgres),
 	}, nil
 }
@@ -289,6 +303,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.group != nil {
 			s.group.close()
+		}
+		if s.batch != nil {
+			s.batch.close()
 		}
 		var errs []error
 		if s.wstmts != nil {
@@ -482,4 +499,11 @@ func SQLitePath(url string) (string, bool) {
 		return "", false
 	}
 	return path, true
+}
+
+// IsUnavailable reports whether err means that the database cannot be
+// reached (see the EUnavailable contract of [phoneverify.Store]), for
+// adapters that run their own SQL on [Store.DB].
+func IsUnavailable(err error) bool {
+	return err != nil && unavailable(err)
 }

@@ -29,7 +29,10 @@ func (s *Store) Verification(ctx context.Context, serviceID, id string) (*phonev
 	return v, nil
 }
 
-// StartVerification serialises every start for (key.ServiceID, key.Phone):
+// StartVerification serialises every start for (key.ServiceID, key.Phone).
+// On PostgreSQL it first tries without locks (see startOptimistic): it
+// reads, calls decide, and writes only if the number's row is unchanged,
+// calling decide again on a fresh read otherwise. Then, or on SQLite,
 // in one write transaction it locks the number's row, reads its
 // [phoneverify.StartState], calls decide, and writes the
 // [phoneverify.StartResult]: result.Close is updated, result.Save inserted
@@ -41,6 +44,19 @@ func (s *Store) Verification(ctx context.Context, serviceID, id string) (*phonev
 // result.Save would make a second pending verification for the number.
 func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey, decide func(*phoneverify.StartState) (*phoneverify.StartResult, error)) (*phoneverify.Verification, error) {
 	const op = "start verification"
+	if s.dialect == DialectPostgres {
+	optimistic:
+		for range optimisticTries {
+			v, outcome, err := s.startOptimistic(ctx, op, key, decide)
+			switch outcome {
+			case outcomeDone:
+				return v, err
+			case outcomeLocked:
+				break optimistic
+			}
+		}
+		// Contended, or a result the optimistic path cannot write: lock.
+	}
 	var saved *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
 		var (
@@ -154,14 +170,19 @@ func readStartRegistry(r runner, key phoneverify.NumberKey, state *phoneverify.S
 			return err
 		}
 		vp.VerifiedAt = fromUnixMilli(verifiedAt)
-		if vp.Phone == key.Phone {
-			state.PhoneSubjects = append(state.PhoneSubjects, vp.Subject)
-		}
-		if key.Subject != "" && vp.Subject == key.Subject {
-			state.SubjectPhone = &vp
-		}
+		addRegistryEntry(key, state, &vp)
 	}
 	return rows.Err()
+}
+
+// addRegistryEntry files one registry entry read for a start.
+func addRegistryEntry(key phoneverify.NumberKey, state *phoneverify.StartState, vp *phoneverify.VerifiedPhone) {
+	if vp.Phone == key.Phone {
+		state.PhoneSubjects = append(state.PhoneSubjects, vp.Subject)
+	}
+	if key.Subject != "" && vp.Subject == key.Subject {
+		state.SubjectPhone = vp
+	}
 }
 
 // UpdateVerification locks one verification, calls apply with it, and saves
@@ -180,6 +201,15 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 	const op = "update verification"
 	if ref.ID == "" && ref.Phone == "" {
 		return nil, notFound("verification")
+	}
+	if s.dialect == DialectPostgres {
+		for range optimisticTries {
+			v, done, err := s.updateOptimistic(ctx, op, ref, apply)
+			if done || err != nil {
+				return v, err
+			}
+		}
+		// Contended: take the row lock and wait in line.
 	}
 	var out *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
@@ -220,6 +250,34 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 	}
 	return out, nil
 }
+
+// optimisticTries is how many times UpdateVerification on PostgreSQL reads,
+// applies and swaps before it falls back to locking the row. A lost swap
+// means another writer saved the verification meanwhile: rare except when
+// many checks hit one verification at once, where the lock queues them
+// instead of letting them retry in a crowd.
+const optimisticTries = 2
+
+// updateOptimistic is UpdateVerification without a lock and without a
+// transaction of its own: the pgBatcher reads the verification, calls
+// apply, and saves with qSwapVerification only if the verification is still
+// as read (a registry entry in the same statement), sharing both round
+// trips and the commit with concurrent callers. done is false if the swap
+// lost to another writer; nothing was written then.
+func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify.VerificationRef, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (out *phoneverify.Verification, done bool, err error) {
+	u := &updateOp{optimistic: optimistic{op: op}, ref: ref, apply: apply}
+	if err := s.batch.do(ctx, u); err != nil {
+		return nil, true, mapErr(op, err)
+	}
+	if u.outcome == outcomeRetry {
+		return nil, false, nil
+	}
+	return u.out, true, u.err
+}
+
+// wasArgs returns the arguments that name v as read in qSwapVerification
+// ($18–$31).
+func wasArgs(v *phoneverify.Verification) []any { return verificationArgs(v)[3:] }
 
 func registerPhone(r runner, op string, vp *phoneverify.VerifiedPhone) error {
 	if vp.Subject == "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,24 @@ type Config struct {
 	// ServiceCacheTTL is how long service settings are cached in memory;
 	// default 2s, negative disables the cache.
 	ServiceCacheTTL time.Duration
+	// Limiter, when set, enforces StartLimits on every start, before the
+	// start's transaction. The per-number send limit (Service.MaxSends)
+	// does not need it: it lives in the store's row for the number.
+	Limiter pv.Limiter
+	// StartLimits are the limits Limiter enforces; a zero Limit is off.
+	StartLimits StartLimits
+}
+
+// StartLimits are the limits on starts, each keyed by what it protects, per
+// service.
+type StartLimits struct {
+	// PerIP limits the starts from one client address: an IPv4 address,
+	// or the /64 of an IPv6 address (one subscriber's usual allocation,
+	// which its holder can rotate through freely).
+	PerIP pv.Limit
+	// PerCountry limits the starts for numbers of one country, a guard
+	// against SMS pumping to expensive destinations.
+	PerCountry pv.Limit
 }
 
 // Engine runs verifications.
@@ -71,6 +90,9 @@ type Engine struct {
 
 	bootstrapKey     string
 	defaultServiceID string
+
+	limiter pv.Limiter
+	limits  StartLimits
 
 	cacheTTL time.Duration
 	mu       sync.Mutex
@@ -104,6 +126,22 @@ func New(cfg Config) (*Engine, error) {
 		cacheTTL:      cfg.ServiceCacheTTL,
 		bootstrapKey:  cfg.BootstrapKey,
 		services:      map[string]cachedService{},
+		limiter:       cfg.Limiter,
+		limits:        cfg.StartLimits,
+	}
+	for _, l := range []struct {
+		name  string
+		limit pv.Limit
+	}{{"per-IP", cfg.StartLimits.PerIP}, {"per-country", cfg.StartLimits.PerCountry}} {
+		if l.limit.Off() {
+			continue
+		}
+		if err := l.limit.Validate(); err != nil {
+			return nil, fmt.Errorf("verify: %s start limit: %w", l.name, err)
+		}
+		if cfg.Limiter == nil {
+			return nil, fmt.Errorf("verify: a %s start limit needs a Limiter", l.name)
+		}
 	}
 	for num, code := range cfg.TestNumbers {
 		if !strings.HasPrefix(num, "+") || !otp.ValidFormat(code, len(code)) || len(code) < pv.MinCodeLength || len(code) > pv.MaxCodeLength {
@@ -190,6 +228,9 @@ type StartRequest struct {
 	// RateLimits names programmable rate limits (by unique name) and the
 	// value each meters for this start, such as an end user's IP address.
 	RateLimits map[string]string
+	// ClientIP is the address of the client that asked, for the per-IP
+	// limit; empty skips that limit (library use with no client).
+	ClientIP string
 }
 
 // Number parses raw into E.164 and checks that it can receive SMS.
@@ -264,6 +305,11 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 		return nil, err
 	}
 	testCode, isTest := e.testNumbers[num.E164]
+	// Outside the transaction: a limiter round trip must not hold the
+	// number's lock (nor, on SQLite, the single writer).
+	if err := e.checkStartLimits(ctx, svc.ID, req.ClientIP, num.Region); err != nil {
+		return nil, err
+	}
 
 	now := e.Now()
 	key := pv.NumberKey{ServiceID: svc.ID, Phone: num.E164, Subject: req.Subject}
@@ -394,6 +440,58 @@ func (e *Engine) FailDelivery(ctx context.Context, m *pv.OutboxMessage) error {
 	e.log.WarnContext(ctx, "verification failed: message not delivered", "verification_id", m.VerificationID,
 		"message_id", m.ID, "to", phone.Mask(m.To))
 	return nil
+}
+
+// checkStartLimits applies the per-IP and per-country limits. A limiter that
+// cannot be reached refuses the start (EUnavailable): sends cost money, so
+// an outage must not lift the limits.
+func (e *Engine) checkStartLimits(ctx context.Context, serviceID, clientIP, country string) error {
+	if e.limiter == nil {
+		return nil
+	}
+	checks := []struct {
+		kind, value string
+		limit       pv.Limit
+		msg         string
+	}{
+		{"ip", ipKey(clientIP), e.limits.PerIP, "Too many verifications were started from this IP address"},
+		{"country", country, e.limits.PerCountry, "Too many verifications were started for numbers in this country"},
+	}
+	for _, c := range checks {
+		if c.limit.Off() || c.value == "" {
+			continue
+		}
+		d, err := e.limiter.Allow(ctx, "start:"+c.kind+":"+serviceID+":"+c.value, c.limit)
+		if err != nil {
+			if pv.ErrorCode(err) == pv.EUnavailable {
+				e.log.WarnContext(ctx, "rate limiter unavailable; start refused", "limit", c.kind, "error", err)
+			}
+			return err
+		}
+		if !d.Allowed {
+			e.log.InfoContext(ctx, "start rate-limited", "service_id", serviceID, "limit", c.kind, "retry_after", d.RetryAfter)
+			return &pv.Error{Code: pv.ETooManyRequests, RetryAfter: ceilSecond(d.RetryAfter),
+				Message: fmt.Sprintf("%s (%s limit: at most %d per %s).", c.msg, c.kind, c.limit.Max, c.limit.Window)}
+		}
+	}
+	return nil
+}
+
+// ipKey returns what the per-IP limit counts for a client address: the
+// address itself for IPv4, its /64 for IPv6, and the raw text for anything
+// that does not parse (the caller's hook decides what an address is).
+func ipKey(raw string) string {
+	raw = strings.TrimSpace(raw)
+	addr, err := netip.ParseAddr(raw)
+	if err != nil {
+		return raw
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	p, _ := addr.Prefix(64)
+	return p.String()
 }
 
 func checkRegistry(svc *pv.Service, subject, e164 string, st *pv.StartState) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/store"
@@ -68,6 +69,8 @@ type harness struct {
 	outbox *outbox.Dispatcher
 	svc    *pv.Service
 	store  *store.Store
+	// cfg is the engine's configuration.
+	cfg verify.Config
 }
 
 // drain delivers every message due now.
@@ -100,10 +103,28 @@ const (
 
 // newHarness starts an engine on a real SQLite file; tweak adjusts the default
 // service before it is created.
-func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
+func newHarness(t *testing.T, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
+	t.Helper()
+	return newHarnessOn(t, "", tweak, configure...)
+}
+
+// forEachStore runs test on SQLite and on PostgreSQL (a fresh database, or
+// a skip without PHONEVERIFY_TEST_POSTGRES_URL), passing the database URL
+// ("" for SQLite) for newHarnessOn: the rules must hold on both stores.
+func forEachStore(t *testing.T, test func(t *testing.T, dbURL string)) {
+	t.Run("SQLite", func(t *testing.T) { test(t, "") })
+	t.Run("Postgres", func(t *testing.T) { test(t, testenv.NewPostgresDatabase(t)) })
+}
+
+// newHarnessOn is newHarness on the database at dbURL, or on a new SQLite
+// file if dbURL is empty.
+func newHarnessOn(t *testing.T, dbURL string, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "pv.db"), store.Options{})
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(t.TempDir(), "pv.db")
+	}
+	st, err := store.Open(ctx, dbURL, store.Options{MaxOpenConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +141,12 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 	}
 	sealer, _ := otp.NewSealer(secret)
 	sim := &phoneSim{}
-	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, Now: c.Now,
-		DefaultRegion: "NP", TestNumbers: map[string]string{testNum: "123456"}, ServiceCacheTTL: -1})
+	cfg := verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, Now: c.Now,
+		DefaultRegion: "NP", TestNumbers: map[string]string{testNum: "123456"}, ServiceCacheTTL: -1}
+	for _, f := range configure {
+		f(&cfg, c)
+	}
+	e, err := verify.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +163,7 @@ func newHarness(t *testing.T, tweak func(*pv.Service)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{e: e, clock: c, phone: sim, outbox: d, svc: svc, store: st}
+	return &harness{e: e, clock: c, phone: sim, outbox: d, svc: svc, store: st, cfg: cfg}
 }
 
 func (h *harness) start(t *testing.T, req verify.StartRequest) *pv.Verification {
@@ -170,8 +195,10 @@ func wrong(code string) string {
 	return string(b)
 }
 
-func TestStartAndCheck(t *testing.T) {
-	h := newHarness(t, nil)
+func TestStartAndCheck(t *testing.T) { forEachStore(t, testStartAndCheck) }
+
+func testStartAndCheck(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: "981-234-5678", Subject: "user-1"})
 	if v.To != nepal || v.Country != "NP" || v.Status != pv.StatusPending || v.SendCount != 1 {
 		t.Fatalf("started %+v", v)
@@ -208,8 +235,10 @@ func TestStartAndCheck(t *testing.T) {
 	wantCode(t, err, pv.EAlreadyApproved)
 }
 
-func TestResendKillsOldCode(t *testing.T) {
-	h := newHarness(t, nil)
+func TestResendKillsOldCode(t *testing.T) { forEachStore(t, testResendKillsOldCode) }
+
+func testResendKillsOldCode(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v1 := h.start(t, verify.StartRequest{To: nepal})
 	first := h.last(t).Code
 	h.clock.Advance(30 * time.Second)
@@ -250,7 +279,11 @@ func TestNeverRepeatsPreviousCode(t *testing.T) {
 }
 
 func TestBindingChangeReplacesVerification(t *testing.T) {
-	h := newHarness(t, nil)
+	forEachStore(t, testBindingChangeReplacesVerification)
+}
+
+func testBindingChangeReplacesVerification(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v1 := h.start(t, verify.StartRequest{To: nepal, Amount: "10.00", Payee: "shop"})
 	v2 := h.start(t, verify.StartRequest{To: nepal, Amount: "99.00", Payee: "shop"})
 	if v1.ID == v2.ID {
@@ -262,8 +295,10 @@ func TestBindingChangeReplacesVerification(t *testing.T) {
 	}
 }
 
-func TestExpiry(t *testing.T) {
-	h := newHarness(t, func(s *pv.Service) { s.CodeTTL = 45 * time.Second })
+func TestExpiry(t *testing.T) { forEachStore(t, testExpiry) }
+
+func testExpiry(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, func(s *pv.Service) { s.CodeTTL = 45 * time.Second })
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.last(t).Code
 	h.clock.Advance(45 * time.Second)
@@ -295,8 +330,10 @@ func TestExpireDue(t *testing.T) {
 	}
 }
 
-func TestSendLimit(t *testing.T) {
-	h := newHarness(t, nil) // 5 per 10 minutes
+func TestSendLimit(t *testing.T) { forEachStore(t, testSendLimit) }
+
+func testSendLimit(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil) // 5 per 10 minutes
 	for range 5 {
 		h.start(t, verify.StartRequest{To: nepal})
 		// Deliver each before the next: an unsent message whose code a
@@ -319,8 +356,10 @@ func TestSendLimit(t *testing.T) {
 	h.start(t, verify.StartRequest{To: nepal})
 }
 
-func TestAttemptLimit(t *testing.T) {
-	h := newHarness(t, nil)
+func TestAttemptLimit(t *testing.T) { forEachStore(t, testAttemptLimit) }
+
+func testAttemptLimit(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.last(t).Code
 	for i := 1; i <= 5; i++ {
@@ -436,8 +475,10 @@ func TestRegistryRules(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
-	h := newHarness(t, nil)
+func TestCancel(t *testing.T) { forEachStore(t, testCancel) }
+
+func testCancel(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.last(t).Code
 	c, err := h.e.Cancel(context.Background(), h.svc.ID, v.ID)
@@ -526,8 +567,10 @@ func TestTestNumber(t *testing.T) {
 // TestGatewayFailure: a start returns before sending; a message the gateway
 // refuses for good fails its verification, one it cannot take for now is
 // retried, and neither leaves a code behind that nobody received.
-func TestGatewayFailure(t *testing.T) {
-	h := newHarness(t, nil)
+func TestGatewayFailure(t *testing.T) { forEachStore(t, testGatewayFailure) }
+
+func testGatewayFailure(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	h.phone.fail = &pv.DeliveryError{Gateway: "sim", Permanent: true, Reason: "invalid number"}
 	v := h.start(t, verify.StartRequest{To: nepal})
 	if v.Status != pv.StatusPending {
@@ -584,8 +627,10 @@ func TestIntrospectRejects(t *testing.T) {
 
 // TestConcurrentChecks hammers one verification with right and wrong codes at
 // once: attempts never exceed the maximum and at most one check approves.
-func TestConcurrentChecks(t *testing.T) {
-	h := newHarness(t, nil)
+func TestConcurrentChecks(t *testing.T) { forEachStore(t, testConcurrentChecks) }
+
+func testConcurrentChecks(t *testing.T, dbURL string) {
+	h := newHarnessOn(t, dbURL, nil)
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.last(t).Code
 	var wg sync.WaitGroup

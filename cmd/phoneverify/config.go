@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	pv "github.com/phoneverify/phoneverify"
 )
 
 // Config is the whole configuration of one node, loaded once from the
@@ -44,6 +46,15 @@ type Config struct {
 	// Gateways holds every enabled gateway, read from the
 	// PHONEVERIFY_GATEWAY_* variables by the gateway packages.
 	Gateways GatewayConfigs
+	// StartupTimeout is how long a starting node waits for its database
+	// and Redis to answer.
+	StartupTimeout time.Duration
+	RedisURL       string
+	RedisPoolSize  int
+	// RateLimitIP and RateLimitCountry limit starts per client address and
+	// per destination country; a zero Limit is off.
+	RateLimitIP      pv.Limit
+	RateLimitCountry pv.Limit
 }
 
 // setting is one configuration entry: its environment variable, its flag
@@ -89,9 +100,19 @@ func settings() []setting {
 			set: func(c *Config, v string) error { c.LogFormat = v; return nil }},
 		{env: "PHONEVERIFY_DB_MAX_OPEN_CONNS", def: "0", help: "database pool size (0 = driver-appropriate default)",
 			set: func(c *Config, v string) (err error) { c.DBMaxOpenConns, err = strconv.Atoi(v); return err }},
+		{env: "PHONEVERIFY_STARTUP_TIMEOUT", def: "60s", help: "how long a starting node retries, with backoff, a database or Redis that does not answer before it gives up",
+			set: func(c *Config, v string) (err error) { c.StartupTimeout, err = time.ParseDuration(v); return err }},
+		{env: "PHONEVERIFY_REDIS_URL", secret: true, help: "redis://[user:password@]host:port/db for rate limits shared by every node; unset keeps them in the database",
+			set: func(c *Config, v string) error { c.RedisURL = v; return nil }},
+		{env: "PHONEVERIFY_REDIS_POOL_SIZE", def: "0", help: "Redis connection pool size (0 = 10 per CPU)",
+			set: func(c *Config, v string) (err error) { c.RedisPoolSize, err = strconv.Atoi(v); return err }},
+		{env: "PHONEVERIFY_RATE_LIMIT_IP", def: "30/10m", help: "starts allowed per client IP address (IPv6: per /64) and service, as N/DURATION, or off",
+			set: func(c *Config, v string) (err error) { c.RateLimitIP, err = pv.ParseLimit(v); return err }},
+		{env: "PHONEVERIFY_RATE_LIMIT_COUNTRY", def: "off", help: "starts allowed per destination country and service, as N/DURATION (e.g. 1000/1h), or off",
+			set: func(c *Config, v string) (err error) { c.RateLimitCountry, err = pv.ParseLimit(v); return err }},
 		{env: "PHONEVERIFY_SHUTDOWN_TIMEOUT", def: "15s", help: "how long shutdown waits for requests in flight",
 			set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
-		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired",
+		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired, signing keys reloaded (a rotation reaches every node) and spent rate-limit rows swept",
 			set: func(c *Config, v string) (err error) { c.ExpireInterval, err = time.ParseDuration(v); return err }},
 		{env: "PHONEVERIFY_PUBLIC_URL", help: "public base URL of this service, e.g. https://verify.example.com; Twilio status callbacks go to its /v1/receipts/twilio",
 			set: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil }},
@@ -183,10 +204,12 @@ func (c *Config) validate() error {
 		return errors.New("PHONEVERIFY_SECRET must be at least 32 characters (try: openssl rand -hex 32)")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return errors.New("PHONEVERIFY_LOG_FORMAT must be text or json")
-	case c.ShutdownTimeout <= 0 || c.ExpireInterval <= 0:
-		return errors.New("PHONEVERIFY_SHUTDOWN_TIMEOUT and PHONEVERIFY_EXPIRE_INTERVAL must be positive durations")
+	case c.ShutdownTimeout <= 0 || c.ExpireInterval <= 0 || c.StartupTimeout <= 0:
+		return errors.New("PHONEVERIFY_SHUTDOWN_TIMEOUT, PHONEVERIFY_EXPIRE_INTERVAL and PHONEVERIFY_STARTUP_TIMEOUT must be positive durations")
 	case c.DBMaxOpenConns < 0:
 		return errors.New("PHONEVERIFY_DB_MAX_OPEN_CONNS must not be negative")
+	case c.RedisPoolSize < 0:
+		return errors.New("PHONEVERIFY_REDIS_POOL_SIZE must not be negative")
 	case c.OutboxWorkers < 1 || c.OutboxWorkers > 1000:
 		return errors.New("PHONEVERIFY_OUTBOX_WORKERS must be between 1 and 1000")
 	case c.CircuitThreshold < 1 || c.CircuitCooldown <= 0:

@@ -99,6 +99,18 @@ func call(t *testing.T, m *Main, method, path, body string) (int, map[string]any
 	return res.StatusCode, out
 }
 
+// eventually polls cond until it holds, failing the test after 10 s.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 var smsLine = regexp.MustCompile(`SMS to=(\+\d+) verification=(VE[0-9a-f]+) body="[^"]*?(\d{6})"`)
 
 // TestNodeEndToEnd drives a real node over HTTP: start, code read from the
@@ -111,7 +123,9 @@ func TestNodeEndToEnd(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("start: %d %v", status, v)
 	}
-	match := smsLine.FindStringSubmatch(logs.String())
+	// The outbox sends after the start has answered: wait for the line.
+	var match []string
+	eventually(t, func() bool { match = smsLine.FindStringSubmatch(logs.String()); return match != nil })
 	if match == nil || match[1] != "+9779812345678" || match[2] != v["id"] {
 		t.Fatalf("no SMS line for the verification in the log:\n%s", logs.String())
 	}

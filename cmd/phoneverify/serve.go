@@ -17,11 +17,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/gateway/vonage"
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/outbox"
+	"github.com/phoneverify/phoneverify/ratelimit/redislimit"
+	"github.com/phoneverify/phoneverify/ratelimit/sqllimit"
 	"github.com/phoneverify/phoneverify/receipts"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
@@ -36,7 +40,10 @@ type Main struct {
 	stderr io.Writer
 	log    *slog.Logger
 
-	Store  *store.Store
+	Store *store.Store
+	// Redis is the client of the Redis limiter; nil without
+	// PHONEVERIFY_REDIS_URL.
+	Redis  *redis.Client
 	Keys   *token.Keyring
 	Engine *verify.Engine
 	// Sender is what the outbox workers send through: by default the router
@@ -56,6 +63,8 @@ type Main struct {
 	// sends in flight are finished and recorded.
 	stopOutbox context.CancelFunc
 	outboxDone chan struct{}
+	// sweepLimits deletes spent rate-limit rows (SQL limiter only).
+	sweepLimits func(ctx context.Context) (int, error)
 }
 
 // NewMain returns a node for cfg that logs to stderr.
@@ -73,33 +82,96 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens and migrates the database, retrying while it is
-// unreachable so that a node started before its database comes up waits
-// for it instead of exiting.
-func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.Store, error) {
-	var last error
-	for attempt := 0; ; attempt++ {
-		st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.DBMaxOpenConns})
-		if err == nil {
-			if err = st.Migrate(ctx); err == nil {
-				return st, nil
-			}
-			st.Close()
+// Backoff between attempts to reach the database or Redis at start.
+const (
+	firstRetryDelay = 250 * time.Millisecond
+	maxRetryDelay   = 5 * time.Second
+)
+
+// retryUnavailable calls fn until it succeeds, fails for a reason other than
+// EUnavailable, or timeout passes, sleeping between attempts with
+// exponential backoff (250ms doubling up to 5s) and logging each retry. A
+// node started before its database or Redis comes up so waits for it,
+// bounded, instead of exiting at once or hanging forever.
+func retryUnavailable(ctx context.Context, log *slog.Logger, what string, timeout time.Duration, fn func(ctx context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	delay := firstRetryDelay
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || pv.ErrorCode(err) != pv.EUnavailable {
+			return err
 		}
-		if pv.ErrorCode(err) != pv.EUnavailable || attempt >= 30 {
-			if last != nil && pv.ErrorCode(err) == pv.EUnavailable {
-				return nil, fmt.Errorf("database still unreachable after %d attempts: %w", attempt+1, err)
-			}
-			return nil, fmt.Errorf("open database: %w", err)
+		if time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("%s still unreachable after %d attempts over %s (PHONEVERIFY_STARTUP_TIMEOUT): %w", what, attempt, timeout, err)
 		}
-		last = err
-		log.Warn("database unreachable, retrying", "attempt", attempt+1, "error", err)
+		log.Warn(what+" unreachable, retrying", "attempt", attempt, "retry_in", delay, "error", err)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
+			t.Stop()
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
 		}
+		delay = min(2*delay, maxRetryDelay)
 	}
+}
+
+// openStore opens and migrates the database, retrying while it is
+// unreachable (see retryUnavailable).
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.Store, error) {
+	var st *store.Store
+	err := retryUnavailable(ctx, log, "database", cfg.StartupTimeout, func(ctx context.Context) error {
+		s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.DBMaxOpenConns})
+		if err != nil {
+			return err
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return err
+		}
+		st = s
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return st, nil
+}
+
+// openLimiter returns the start limiter: Redis when PHONEVERIFY_REDIS_URL is
+// set (waiting for it like for the database), else counters in the store's
+// database. Either way every node sharing the backend shares the limits.
+func (m *Main) openLimiter(ctx context.Context) (pv.Limiter, error) {
+	if m.cfg.RedisURL == "" {
+		l := sqllimit.New(m.Store.DB(), sqllimit.Options{Now: m.Now})
+		m.sweepLimits = l.Sweep
+		return l, nil
+	}
+	rdb, err := redislimit.NewClient(m.cfg.RedisURL, redislimit.ClientOptions{PoolSize: m.cfg.RedisPoolSize})
+	if err != nil {
+		return nil, err
+	}
+	m.Redis = rdb
+	err = retryUnavailable(ctx, m.log, "Redis", m.cfg.StartupTimeout, func(ctx context.Context) error {
+		return redislimit.Ping(ctx, rdb)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Redis: %w", err)
+	}
+	// Redis's clock, not m.Now: nodes agree even when their clocks drift.
+	return redislimit.New(rdb, redislimit.Options{}), nil
+}
+
+// ready reports whether the node can serve: the database answers and, when
+// configured, Redis does.
+func (m *Main) ready(ctx context.Context) error {
+	if err := m.Store.Ping(ctx); err != nil {
+		return err
+	}
+	if m.Redis != nil {
+		return redislimit.Ping(ctx, m.Redis)
+	}
+	return nil
 }
 
 // serverSecret returns the configured secret, or on SQLite the one kept in
@@ -186,11 +258,17 @@ func (m *Main) Open(ctx context.Context) error {
 	// The engine wakes the workers after each start; they exist once the
 	// engine does, before anything can start a verification.
 	var d *outbox.Dispatcher
+	limiter, err := m.openLimiter(ctx)
+	if err != nil {
+		return err
+	}
 	m.Engine, err = verify.New(verify.Config{
 		Store: st, Sealer: sealer, Hasher: hasher, Keys: m.Keys,
 		Notify:        func() { d.Notify() },
 		DefaultRegion: m.cfg.DefaultRegion, TestNumbers: m.cfg.TestNumbers,
 		BootstrapKey: m.cfg.APIKey, Now: m.Now, Logger: m.log,
+		Limiter:     limiter,
+		StartLimits: verify.StartLimits{PerIP: m.cfg.RateLimitIP, PerCountry: m.cfg.RateLimitCountry},
 	})
 	if err != nil {
 		return err
@@ -223,7 +301,7 @@ func (m *Main) Open(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{
 		Engine: m.Engine,
 		JWKS:   func() ([]byte, error) { return m.Keys.JWKS(m.Now()) },
-		Ready:  st.Ping,
+		Ready:  m.ready,
 		Logger: m.log,
 		Routes: routes,
 	})
@@ -258,8 +336,13 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.cfg.APIKey != "" && len(m.cfg.APIKey) < 16 {
 		m.log.Warn("PHONEVERIFY_API_KEY is short; use it only for development")
 	}
-	m.log.Info("phoneverify ready", "addr", m.ln.Addr().String(), "database", st.Dialect(), "version", version,
-		"outbox_workers", m.cfg.OutboxWorkers)
+	limits := "database"
+	if m.Redis != nil {
+		limits = "redis"
+	}
+	m.log.Info("phoneverify ready", "addr", m.ln.Addr().String(), "database", st.Dialect(), "rate_limits", limits,
+		"rate_limit_ip", m.cfg.RateLimitIP.String(), "rate_limit_country", m.cfg.RateLimitCountry.String(),
+		"outbox_workers", m.cfg.OutboxWorkers, "version", version)
 	return nil
 }
 
@@ -274,8 +357,10 @@ func (m *Main) Serve() error {
 	return nil
 }
 
-// expireLoop records lapsed verifications as expired, so reports and the
-// database agree with what the API already shows.
+// expireLoop does the node's periodic upkeep every PHONEVERIFY_EXPIRE_INTERVAL:
+// it records lapsed verifications as expired, so reports and the database
+// agree with what the API already shows, reloads the signing keys, and
+// sweeps spent rate-limit rows.
 func (m *Main) expireLoop(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.ExpireInterval)
@@ -289,6 +374,20 @@ func (m *Main) expireLoop(ctx context.Context) {
 				m.log.Warn("expiring verifications", "error", err)
 			} else if n > 0 {
 				m.log.Debug("verifications expired", "count", n)
+			}
+			// Another node (or "phoneverify keys rotate") may have rotated
+			// the signing key: pick it up, so that every node signs with
+			// the same key and publishes the same JWKS within an interval.
+			if err := m.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reloading signing keys", "error", err)
+			}
+			if m.sweepLimits == nil {
+				continue
+			}
+			if n, err := m.sweepLimits(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("sweeping rate limits", "error", err)
+			} else if n > 0 {
+				m.log.Debug("rate-limit rows swept", "count", n)
 			}
 		}
 	}
@@ -321,6 +420,9 @@ func (m *Main) Close() error {
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
+	}
+	if m.Redis != nil {
+		errs = append(errs, m.Redis.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,142 @@
+// Package sqllimit is a [phoneverify.Limiter] whose counters live in the
+// store's database (the limiter_windows table of store's migrations), so a limit
+// holds across every node on that database, SQLite or PostgreSQL, without
+// Redis.
+//
+// Each key is one row holding its sliding log. An event reads the row,
+// decides in Go, and writes the new log back only if the row still holds
+// what was read (compare-and-swap), retrying otherwise: two statements in
+// autocommit per allowed event and one per refusal, no transaction held
+// across round trips, and no lost update between nodes.
+package sqllimit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/ratelimit/internal/slidinglog"
+	"github.com/phoneverify/phoneverify/store"
+)
+
+// The SQL, in the subset SQLite and PostgreSQL share.
+const (
+	qSelect = `SELECT events FROM limiter_windows WHERE limit_key = $1`
+	// qInsert loses, without error, to a row another node inserted first.
+	qInsert = `INSERT INTO limiter_windows (limit_key, events, expires_at) VALUES ($1, $2, $3)
+	ON CONFLICT (limit_key) DO NOTHING`
+	// qSwap writes the new log only over the log it was computed from.
+	qSwap  = `UPDATE limiter_windows SET events = $2, expires_at = $3 WHERE limit_key = $1 AND events = $4`
+	qSweep = `DELETE FROM limiter_windows WHERE expires_at <= $1`
+)
+
+// maxTries bounds the compare-and-swap retries of one event. Each retry
+// means another event for the key was recorded meanwhile, so the system
+// always progresses; the bound only keeps one caller from waiting forever
+// under a flood on one key.
+const maxTries = 100
+
+// Options configures a [Limiter].
+type Options struct {
+	// Now is the clock; default time.Now. Nodes sharing a database should
+	// keep their clocks in sync (NTP): each stamps events with its own.
+	Now func() time.Time
+}
+
+// Limiter is a sliding-log limiter on a database. It is safe for concurrent
+// use, from any number of processes sharing the database.
+type Limiter struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+var _ pv.Limiter = (*Limiter)(nil)
+
+// New returns a Limiter on db, a database migrated by [store.Store.Migrate]
+// (typically [store.Store.DB]).
+func New(db *sql.DB, opts Options) *Limiter {
+	l := &Limiter{db: db, now: opts.Now}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	return l
+}
+
+// Allow implements [phoneverify.Limiter]. It returns EUnavailable when the
+// database cannot be reached.
+func (l *Limiter) Allow(ctx context.Context, key string, limit pv.Limit) (pv.Decision, error) {
+	if err := pv.CheckLimit(limit); err != nil {
+		return pv.Decision{}, fmt.Errorf("sql limiter: %w", err)
+	}
+	for range maxTries {
+		if err := ctx.Err(); err != nil {
+			return pv.Decision{}, fmt.Errorf("sql limiter: %w", err)
+		}
+		d, done, err := l.try(ctx, key, limit)
+		if err != nil || done {
+			return d, err
+		}
+	}
+	return pv.Decision{}, fmt.Errorf("sql limiter: key still contended after %d tries", maxTries)
+}
+
+// try runs one read-decide-swap round. done is false if another event for
+// the key was recorded between the read and the swap.
+func (l *Limiter) try(ctx context.Context, key string, limit pv.Limit) (d pv.Decision, done bool, err error) {
+	var old string
+	found := true
+	switch err := l.db.QueryRowContext(ctx, qSelect, key).Scan(&old); {
+	case errors.Is(err, sql.ErrNoRows):
+		found = false
+	case err != nil:
+		return d, false, mapErr(err)
+	}
+	events, err := slidinglog.Decode(old)
+	if err != nil {
+		return d, false, fmt.Errorf("sql limiter: key %q: %w", key, err)
+	}
+	events, d = slidinglog.Decide(events, slidinglog.Millis(l.now()), limit)
+	if !d.Allowed {
+		return d, true, nil
+	}
+	enc, expires := slidinglog.Encode(events), events[len(events)-1]+limit.Window.Milliseconds()
+	var res sql.Result
+	if found {
+		res, err = l.db.ExecContext(ctx, qSwap, key, enc, expires, old)
+	} else {
+		res, err = l.db.ExecContext(ctx, qInsert, key, enc, expires)
+	}
+	if err != nil {
+		return pv.Decision{}, false, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return pv.Decision{}, false, mapErr(err)
+	}
+	return d, n == 1, nil
+}
+
+// Sweep deletes the rows whose every event has left its window and returns
+// how many it deleted. Run it now and then (the binary does, with the
+// expiry sweep); a row left behind costs space, never correctness.
+func (l *Limiter) Sweep(ctx context.Context) (int, error) {
+	res, err := l.db.ExecContext(ctx, qSweep, slidinglog.Millis(l.now()))
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(n), nil
+}
+
+func mapErr(err error) error {
+	if store.IsUnavailable(err) {
+		return &pv.Error{Code: pv.EUnavailable, Message: "The database is unavailable.", Err: fmt.Errorf("sql limiter: %w", err)}
+	}
+	return fmt.Errorf("sql limiter: %w", err)
+}
