@@ -117,6 +117,11 @@ func (o *startOp) plan() (string, []any, bool) {
 	args := verificationArgs(res.Save)
 	o.out = normalVerification(res.Save)
 	switch {
+	case res.Message != nil:
+		// The outbox row must commit with the verification; the locked
+		// path writes both in one transaction.
+		o.outcome, o.done = outcomeLocked, true
+		return "", nil, true
 	case res.Close != nil:
 		// Closing one verification and inserting another in one statement
 		// would race the unique index on pending verifications: lock.
