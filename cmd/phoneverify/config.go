@@ -26,6 +26,15 @@ type Config struct {
 	DBMaxOpenConns  int
 	ShutdownTimeout time.Duration
 	ExpireInterval  time.Duration
+
+	// Demo serves the demo apps under /demo/: nil means on with SQLite
+	// (development) and off with PostgreSQL (production).
+	Demo *bool
+	// AdminPassword signs in to the dashboard under /admin/.
+	AdminPassword string
+	// PublicURL is the node's public base URL; with https, cookies are
+	// Secure even behind a proxy that terminates TLS.
+	PublicURL string
 }
 
 // setting is one configuration entry: its environment variable, its flag
@@ -71,6 +80,12 @@ func settings() []setting {
 			set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
 		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired",
 			set: func(c *Config, v string) (err error) { c.ExpireInterval, err = time.ParseDuration(v); return err }},
+		{env: "PHONEVERIFY_DEMO", help: "serve the demo apps under /demo/: true or false; unset, on with SQLite (development, where code pages show the log gateway's message) and off with PostgreSQL",
+			set: func(c *Config, v string) error { return setOptionalBool(&c.Demo, v) }},
+		{env: "PHONEVERIFY_ADMIN_PASSWORD", secret: true, help: "password of the dashboard under /admin/ (at least 12 characters); API keys with the admin scope sign in too",
+			set: func(c *Config, v string) error { c.AdminPassword = v; return nil }},
+		{env: "PHONEVERIFY_PUBLIC_URL", help: "public base URL of this node, e.g. https://verify.example.com; with https, the pages' cookies are Secure even behind a proxy that terminates TLS",
+			set: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil }},
 	}
 }
 
@@ -146,12 +161,31 @@ func (c *Config) validate() error {
 		return errors.New("PHONEVERIFY_SHUTDOWN_TIMEOUT and PHONEVERIFY_EXPIRE_INTERVAL must be positive durations")
 	case c.DBMaxOpenConns < 0:
 		return errors.New("PHONEVERIFY_DB_MAX_OPEN_CONNS must not be negative")
+	case c.AdminPassword != "" && len(c.AdminPassword) < 12:
+		return errors.New("PHONEVERIFY_ADMIN_PASSWORD must be at least 12 characters")
+	case c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "http://"):
+		return errors.New("PHONEVERIFY_PUBLIC_URL must start with https:// or http://")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return errors.New("PHONEVERIFY_LOG_LEVEL must be debug, info, warn or error")
 	}
+	return nil
+}
+
+// setOptionalBool sets *dst from "true" or "false" (any form
+// strconv.ParseBool takes), or to nil for "".
+func setOptionalBool(dst **bool, v string) error {
+	if v == "" {
+		*dst = nil
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false, got %q", v)
+	}
+	*dst = &b
 	return nil
 }
 

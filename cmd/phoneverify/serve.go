@@ -18,12 +18,12 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
-	gwlog "github.com/phoneverify/phoneverify/gateway/log"
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/verify"
+	"github.com/phoneverify/phoneverify/web"
 )
 
 // Main is one running node: the store, the engine and the HTTP server wired
@@ -155,8 +155,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var inbox *web.Inbox
 	if m.Sender == nil {
-		m.Sender = gwlog.New(m.stderr)
+		m.Sender, inbox = m.defaultSender()
 	}
 	m.Engine, err = verify.New(verify.Config{
 		Store: st, Sender: m.Sender, Hasher: hasher, Keys: m.Keys,
@@ -179,8 +180,14 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.Addr, err)
 	}
+	// The web pages share the listener: /admin/ and /demo/ are theirs.
+	root := http.NewServeMux()
+	root.Handle("/", api)
+	if err := m.mountWeb(ctx, root, secret, inbox); err != nil {
+		return err
+	}
 	m.server = &http.Server{
-		Handler:           api,
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
