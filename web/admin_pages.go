@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -187,7 +188,7 @@ func history(v verificationRow) []event {
 		ev = append(ev, event{What: "Resent " + plural(v.SendCount-1, "time") + ": each resend sent a new code and the one before stopped working."})
 	}
 	if v.Attempts > 0 {
-		ev = append(ev, event{What: plural(v.Attempts, "check") + " of at most " + plural(v.MaxAttempts, "check") + " made."})
+		ev = append(ev, event{What: plural(v.Attempts, "check") + " made, of at most " + strconv.Itoa(v.MaxAttempts) + "."})
 	}
 	switch pv.Status(v.Status) {
 	case pv.StatusPending:

@@ -78,6 +78,15 @@ func digits(s string, min, max int) bool {
 	return true
 }
 
+// sentence ends s with a full stop, unless it ends with one already (as
+// "Himalayan Tea Co." does).
+func sentence(s string) string {
+	if strings.HasSuffix(s, ".") {
+		return s
+	}
+	return s + "."
+}
+
 type shopData struct {
 	Orders []*order
 	Payees []string
@@ -227,7 +236,7 @@ func (d *demo) orderConfirm(w http.ResponseWriter, r *http.Request, s *demoSessi
 		var e *apiError
 		if errors.As(err, &e) && e.Code == pv.EForbidden && (e.Param == "amount" || e.Param == "payee") {
 			v.Errors["pin"] = "This PIN was sent to confirm " + o.PINPrice() + " to " + o.PINPayee +
-				", but the order is now " + o.Price() + " to " + o.Payee + ". Get a new PIN for this order."
+				", but the order is now " + o.Price() + " to " + o.Payee + ": get a new PIN for this order."
 		} else {
 			field, msg := d.apiMessage(r.Context(), err, "pin", "pin")
 			if field == "" {
@@ -240,7 +249,7 @@ func (d *demo) orderConfirm(w http.ResponseWriter, r *http.Request, s *demoSessi
 		return
 	}
 	o.ConfirmedAt = d.now().UTC()
-	s.notice = "Order " + o.ID + " is confirmed: " + o.Price() + " to " + o.Payee + "."
+	s.notice = sentence("Order " + o.ID + " is confirmed: " + o.Price() + " to " + o.Payee)
 	redirect(w, r, "/demo/shop/orders/"+o.ID)
 }
 
@@ -269,6 +278,6 @@ func (d *demo) orderEdit(w http.ResponseWriter, r *http.Request, s *demoSession)
 		return
 	}
 	o.Amount, o.Payee = norm, payee
-	s.notice = "Order " + o.ID + " now says " + o.Price() + " to " + o.Payee + "."
+	s.notice = sentence("Order " + o.ID + " now says " + o.Price() + " to " + o.Payee)
 	redirect(w, r, "/demo/shop/orders/"+o.ID)
 }

@@ -35,9 +35,13 @@ type inboxEntry struct {
 	count int
 }
 
-// NewInbox returns an inbox in front of next.
-func NewInbox(next pv.Sender) *Inbox {
-	return &Inbox{next: next, now: time.Now, byID: map[string]*inboxEntry{}, changed: make(chan struct{})}
+// NewInbox returns an inbox in front of next; now is the clock that dates
+// the messages (nil: time.Now).
+func NewInbox(next pv.Sender, now func() time.Time) *Inbox {
+	if now == nil {
+		now = time.Now
+	}
+	return &Inbox{next: next, now: now, byID: map[string]*inboxEntry{}, changed: make(chan struct{})}
 }
 
 // Send hands m to the wrapped gateway and, once it accepted it, remembers it.

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNiceMax(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want int64 }{{0, 1}, {1, 1}, {2, 2}, {3, 5}, {7, 10}, {11, 20}, {49, 50}, {51, 100}, {1001, 2000}}
 	for _, tt := range tests {
 		if got := niceMax(tt.in); got != tt.want {
@@ -18,6 +19,7 @@ func TestNiceMax(t *testing.T) {
 }
 
 func TestHourlyChart(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name         string
@@ -59,6 +61,7 @@ func TestHourlyChart(t *testing.T) {
 }
 
 func TestParseAmount(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want string
@@ -87,6 +90,7 @@ func TestParseAmount(t *testing.T) {
 }
 
 func TestValidUsername(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want bool
@@ -99,6 +103,7 @@ func TestValidUsername(t *testing.T) {
 }
 
 func TestPasswordHash(t *testing.T) {
+	t.Parallel()
 	h, err := hashPassword("correct horse")
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +128,7 @@ func TestPasswordHash(t *testing.T) {
 }
 
 func TestAttemptLimiter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newAttemptLimiter(3, time.Minute, func() time.Time { return now })
 	steps := []struct {
@@ -156,6 +162,7 @@ func TestAttemptLimiter(t *testing.T) {
 }
 
 func TestSafeNext(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"/admin/keys", "/admin/keys"},
 		{"", "/admin/"},

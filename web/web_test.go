@@ -99,7 +99,7 @@ func newEnv(t *testing.T, o options) *env {
 	var sender pv.Sender = ph
 	var inbox *web.Inbox
 	if o.inbox {
-		inbox = web.NewInbox(ph)
+		inbox = web.NewInbox(ph, clk.Now)
 		sender = inbox
 	}
 	e, err := verify.New(verify.Config{Store: st, Sender: sender, Hasher: hasher, Keys: keys, BootstrapKey: bootstrapKey, Now: clk.Now})
@@ -179,6 +179,7 @@ func (e *env) signIn(t *testing.T, secret string) page {
 }
 
 func TestAdminRequiresSignIn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	e.get(t, "/admin/login") // a CSRF cookie and token, so only the session is missing
 	tests := []struct {
@@ -219,6 +220,7 @@ func TestAdminRequiresSignIn(t *testing.T) {
 }
 
 func TestAdminSignIn(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		secret     func(t *testing.T, e *env) string
@@ -246,6 +248,7 @@ func TestAdminSignIn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, options{})
 			p := e.signIn(t, tt.secret(t, e))
 			if p.status != tt.wantStatus {
@@ -266,6 +269,7 @@ func TestAdminSignIn(t *testing.T) {
 }
 
 func TestAdminSessionCookie(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		tls        bool
@@ -278,6 +282,7 @@ func TestAdminSessionCookie(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, options{tweak: func(c *web.Config) { c.SecureCookies = tt.secure }})
 			e.get(t, "/admin/login")
 			// Straight to the handler, to set r.TLS.
@@ -323,6 +328,7 @@ func TestAdminSessionCookie(t *testing.T) {
 }
 
 func TestSessionEnds(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// end does what should end the session.
@@ -354,6 +360,7 @@ func TestSessionEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, options{})
 			raw, k, err := e.engine.CreateAPIKey(context.Background(), e.engine.DefaultServiceID(), "ops", []string{verify.ScopeAdmin})
 			if err != nil {
@@ -374,6 +381,7 @@ func TestSessionEnds(t *testing.T) {
 }
 
 func TestAdminSignInRateLimited(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	for i := range 5 {
 		if p := e.signIn(t, "wrong password "); p.status != http.StatusUnauthorized {
@@ -395,6 +403,7 @@ func TestAdminSignInRateLimited(t *testing.T) {
 }
 
 func TestCSRF(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		form    url.Values
@@ -409,6 +418,7 @@ func TestCSRF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, options{})
 			if p := e.signIn(t, adminPassword); p.status != http.StatusSeeOther {
 				t.Fatalf("sign-in: %d", p.status)
@@ -430,6 +440,7 @@ func TestCSRF(t *testing.T) {
 	}
 
 	t.Run("token of another browser", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, options{})
 		other := newEnv(t, options{})
 		other.get(t, "/admin/login")
@@ -441,6 +452,7 @@ func TestCSRF(t *testing.T) {
 	})
 
 	t.Run("demo form", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, options{demo: true})
 		e.get(t, "/demo/signup")
 		p := e.post(t, "/demo/signup", url.Values{"csrf_token": {""}, "username": {"mallory"}, "password": {"password1"}, "phone": {"+14155552671"}})
@@ -456,6 +468,7 @@ func TestCSRF(t *testing.T) {
 // TestAdminPagesMaskNumbers: the dashboard shows numbers masked and never a
 // code (the store holds none) or its hash.
 func TestAdminPagesMaskNumbers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	ctx := context.Background()
 	svc := e.engine.DefaultServiceID()
@@ -515,6 +528,7 @@ func TestAdminPagesMaskNumbers(t *testing.T) {
 }
 
 func TestAdminKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{})
 	if p := e.signIn(t, adminPassword); p.status != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", p.status)
@@ -573,6 +587,7 @@ func TestAdminKeys(t *testing.T) {
 // TestDemoShowsCodesOnlyInDevelopment: with an inbox (development) the code
 // page shows the message; without one (production) it never does.
 func TestDemoShowsCodesOnlyInDevelopment(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		inbox   bool
@@ -583,6 +598,7 @@ func TestDemoShowsCodesOnlyInDevelopment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, options{demo: true, inbox: tt.inbox})
 			e.get(t, "/demo/signup")
 			p := e.post(t, "/demo/signup", url.Values{"username": {"alice"}, "password": {"password1"}, "phone": {"+14155552671"}})
@@ -602,6 +618,7 @@ func TestDemoShowsCodesOnlyInDevelopment(t *testing.T) {
 }
 
 func TestDemoSignUpErrorsNextToFields(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, options{demo: true})
 	e.get(t, "/demo/signup")
 	tests := []struct {

@@ -39,7 +39,7 @@ func (m *Main) defaultSender() (pv.Sender, *web.Inbox) {
 	if !m.cfg.devInbox() {
 		return logGateway, nil
 	}
-	inbox := web.NewInbox(logGateway)
+	inbox := web.NewInbox(logGateway, m.Now)
 	return inbox, inbox
 }
 
