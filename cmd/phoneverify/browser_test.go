@@ -109,6 +109,13 @@ type browser struct {
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	path := testenv.Chromium(t)
+	// A fresh profile, removed by the cleanup below rather than by
+	// t.TempDir: Chromium's helper processes may still touch it after the
+	// browser closed, which must not fail the test.
+	profile, err := os.MkdirTemp("", "phoneverify-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -119,13 +126,22 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelAll := context.WithTimeout(ctx, 4*time.Minute)
-	t.Cleanup(func() { cancelAll(); cancelTab(); cancelAlloc() })
+	tab, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelAll := context.WithTimeout(tab, 4*time.Minute)
+	t.Cleanup(func() {
+		// Closing the first tab closes the browser; canceling the
+		// allocator then waits for its process to exit.
+		cancelAll()
+		cancelTab()
+		cancelAlloc()
+		if err := os.RemoveAll(profile); err != nil {
+			t.Logf("removing the Chromium profile: %v", err)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start Chromium (%s): %v", path, err)
 	}
