@@ -233,7 +233,7 @@ type indexData struct {
 }
 
 func (d *demo) index(w http.ResponseWriter, r *http.Request, s *demoSession) {
-	v := d.view(w, r, s, "phoneverify demo", "home")
+	v := d.view(w, r, s, "Home", "home")
 	v.Data = indexData{Dev: d.inbox != nil}
 	d.render.render(w, http.StatusOK, "demo_index", v)
 }

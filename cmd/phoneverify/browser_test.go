@@ -268,6 +268,7 @@ func wrong(code string) string {
 }
 
 func TestBrowserDemoAndDashboard(t *testing.T) {
+	testenv.Chromium(t) // before starting a node it would not use
 	clock := &testClock{now: time.Now().UTC()}
 	m := startWebNode(t, nil, clock)
 	b := newBrowser(t, "http://"+m.Addr())
