@@ -55,6 +55,11 @@ type Config struct {
 	// per destination country; a zero Limit is off.
 	RateLimitIP      pv.Limit
 	RateLimitCountry pv.Limit
+	// Demo serves the demo apps under /demo/: nil means on with SQLite
+	// (development) and off with PostgreSQL (production).
+	Demo *bool
+	// AdminPassword signs in to the dashboard under /admin/.
+	AdminPassword string
 }
 
 // setting is one configuration entry: its environment variable, its flag
@@ -114,7 +119,7 @@ func settings() []setting {
 			set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
 		{env: "PHONEVERIFY_EXPIRE_INTERVAL", def: "30s", help: "how often lapsed verifications are recorded as expired, signing keys reloaded (a rotation reaches every node) and spent rate-limit rows swept",
 			set: func(c *Config, v string) (err error) { c.ExpireInterval, err = time.ParseDuration(v); return err }},
-		{env: "PHONEVERIFY_PUBLIC_URL", help: "public base URL of this service, e.g. https://verify.example.com; Twilio status callbacks go to its /v1/receipts/twilio",
+		{env: "PHONEVERIFY_PUBLIC_URL", help: "public base URL of this service, e.g. https://verify.example.com; Twilio status callbacks go to its /v1/receipts/twilio, and with https the pages' cookies are Secure even behind a proxy that terminates TLS",
 			set: func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil }},
 		{env: "PHONEVERIFY_ROUTES", help: "gateways per destination, in failover order: +977=sparrow;NP=sparrow;*=twilio,vonage (default: every enabled gateway)",
 			set: func(c *Config, v string) error { c.Routes = v; return nil }},
@@ -128,6 +133,10 @@ func settings() []setting {
 			set: func(c *Config, v string) error { c.VonageSignatureSecret = v; return nil }},
 		{env: "PHONEVERIFY_GATEWAY_VONAGE_SIGNATURE_METHOD", def: "md5hash", help: "Vonage signature method: md5hash, md5, sha1, sha256 or sha512",
 			set: func(c *Config, v string) error { c.VonageSignatureMethod = strings.ToLower(v); return nil }},
+		{env: "PHONEVERIFY_DEMO", help: "serve the demo apps under /demo/: true or false; unset, on with SQLite (development, where code pages show the log gateway's message) and off with PostgreSQL",
+			set: func(c *Config, v string) error { return setOptionalBool(&c.Demo, v) }},
+		{env: "PHONEVERIFY_ADMIN_PASSWORD", secret: true, help: "password of the dashboard under /admin/ (at least 12 characters); API keys with the admin scope sign in too",
+			set: func(c *Config, v string) error { c.AdminPassword = v; return nil }},
 	}
 }
 
@@ -208,6 +217,8 @@ func (c *Config) validate() error {
 		return errors.New("PHONEVERIFY_SHUTDOWN_TIMEOUT, PHONEVERIFY_EXPIRE_INTERVAL and PHONEVERIFY_STARTUP_TIMEOUT must be positive durations")
 	case c.DBMaxOpenConns < 0:
 		return errors.New("PHONEVERIFY_DB_MAX_OPEN_CONNS must not be negative")
+	case c.AdminPassword != "" && len(c.AdminPassword) < 12:
+		return errors.New("PHONEVERIFY_ADMIN_PASSWORD must be at least 12 characters")
 	case c.RedisPoolSize < 0:
 		return errors.New("PHONEVERIFY_REDIS_POOL_SIZE must not be negative")
 	case c.OutboxWorkers < 1 || c.OutboxWorkers > 1000:
@@ -236,6 +247,21 @@ func (c *Config) validate() error {
 	default:
 		return errors.New("PHONEVERIFY_LOG_LEVEL must be debug, info, warn or error")
 	}
+	return nil
+}
+
+// setOptionalBool sets *dst from "true" or "false" (any form
+// strconv.ParseBool takes), or to nil for "".
+func setOptionalBool(dst **bool, v string) error {
+	if v == "" {
+		*dst = nil
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false, got %q", v)
+	}
+	*dst = &b
 	return nil
 }
 

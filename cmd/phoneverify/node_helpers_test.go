@@ -46,10 +46,20 @@ func (i *inbox) Send(_ context.Context, m *pv.Message) (*pv.SendResult, error) {
 	return &pv.SendResult{Gateway: "inbox"}, nil
 }
 
+// code returns the code sent to a number, waiting for the outbox's workers
+// to deliver it (through a cut and restore, if one happens meanwhile). It
+// returns "" after 30 s: a message that never arrives is a lost message.
 func (i *inbox) code(to string) string {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.codes[to]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		i.mu.Lock()
+		c := i.codes[to]
+		i.mu.Unlock()
+		if c != "" || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // startMain opens and serves a node for cfg in this process, closed in

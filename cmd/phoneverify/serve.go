@@ -31,6 +31,7 @@ import (
 	"github.com/phoneverify/phoneverify/token"
 	"github.com/phoneverify/phoneverify/twilioapi"
 	"github.com/phoneverify/phoneverify/verify"
+	"github.com/phoneverify/phoneverify/web"
 )
 
 // Main is one running node: the store, the engine and the HTTP server wired
@@ -242,6 +243,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var inbox *web.Inbox
 	if m.Sender == nil {
 		if m.gateways, err = buildGateways(m.cfg, m.stderr); err != nil {
 			return err
@@ -254,6 +256,7 @@ func (m *Main) Open(ctx context.Context) error {
 		for _, g := range m.gateways.gateways {
 			m.log.Info("gateway enabled", "gateway", g.Name)
 		}
+		m.Sender, inbox = m.withDevInbox(r)
 	}
 	// The engine wakes the workers after each start; they exist once the
 	// engine does, before anything can start a verification.
@@ -314,6 +317,10 @@ func (m *Main) Open(ctx context.Context) error {
 	m.ln, err = net.Listen("tcp", m.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.Addr, err)
+	}
+	// The web pages share the listener: /admin/ and /demo/ are theirs.
+	if err := m.mountWeb(ctx, root, secret, inbox); err != nil {
+		return err
 	}
 	m.server = &http.Server{
 		Handler:           root,

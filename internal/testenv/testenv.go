@@ -1,5 +1,5 @@
-// Package testenv finds the real servers tests run against (PostgreSQL,
-// Redis). Without them a test skips with a message naming the variable to
+// Package testenv finds the real servers and programs tests run against
+// (PostgreSQL, Redis, Chromium). Without them a test skips with a message naming the variable to
 // set; when PHONEVERIFY_TEST_REQUIRE_SERVICES=1 (as .ci/run sets it) a
 // missing server fails the test instead, so CI cannot pass by skipping.
 package testenv
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ const (
 	PostgresVar = "PHONEVERIFY_TEST_POSTGRES_URL"
 	RedisVar    = "PHONEVERIFY_TEST_REDIS_URL"
 	RequireVar  = "PHONEVERIFY_TEST_REQUIRE_SERVICES"
+	// ChromiumVar names a Chromium binary other than Debian's.
+	ChromiumVar = "PHONEVERIFY_TEST_CHROMIUM"
 )
 
 // missing skips tb, or fails it when services are required.
@@ -87,4 +90,30 @@ func NewPostgresDatabase(tb testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Chromium returns the path of the Chromium the browser tests drive: the
+// one $PHONEVERIFY_TEST_CHROMIUM names, else Debian's (/usr/bin/chromium or
+// chromium on the PATH). Without one it skips tb with a message saying how
+// to install it, or fails tb when PHONEVERIFY_TEST_REQUIRE_SERVICES=1.
+func Chromium(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv(ChromiumVar); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("%s=%s: %v", ChromiumVar, p, err)
+		}
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "Chromium is not installed: install Debian's package with `apt-get update && apt-get install -y chromium` " +
+		"(or set " + ChromiumVar + " to a Chromium binary) to run the browser tests"
+	if os.Getenv(RequireVar) == "1" {
+		tb.Fatal(msg + " (" + RequireVar + "=1 forbids skipping)")
+	}
+	tb.Skip(msg)
+	return ""
 }
