@@ -47,10 +47,12 @@ func (i *inbox) Send(_ context.Context, m *pv.Message) (*pv.SendResult, error) {
 }
 
 // code returns the code sent to a number, waiting for the outbox's workers
-// to deliver it (through a cut and restore, if one happens meanwhile). It
-// returns "" after 30 s: a message that never arrives is a lost message.
+// to deliver it (through a cut and restore, if one happens meanwhile: a
+// message whose outcome could not be recorded during the cut is retried
+// after its lease, send timeout + 30 s). It returns "" after 2 min: a
+// message that never arrives is a lost message.
 func (i *inbox) code(to string) string {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		i.mu.Lock()
 		c := i.codes[to]
