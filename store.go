@@ -130,6 +130,9 @@ type StartResult struct {
 	// transaction, so that a committed start always has its message queued.
 	// It must be for Save.
 	Message *OutboxMessage
+	// Attempt, when set, records this send (Twilio's send_code_attempts)
+	// in the same transaction.
+	Attempt *SendAttempt
 }
 
 // VerificationRef names a verification by ID, or by phone number as the

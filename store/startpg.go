@@ -117,9 +117,9 @@ func (o *startOp) plan() (string, []any, bool) {
 	args := verificationArgs(res.Save)
 	o.out = normalVerification(res.Save)
 	switch {
-	case res.Message != nil:
-		// The outbox row must commit with the verification; the locked
-		// path writes both in one transaction.
+	case res.Message != nil, res.Attempt != nil:
+		// The outbox row and the attempt record must commit with the
+		// verification; the locked path writes them in one transaction.
 		o.outcome, o.done = outcomeLocked, true
 		return "", nil, true
 	case res.Close != nil:

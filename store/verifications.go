@@ -128,6 +128,11 @@ func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey
 				return err
 			}
 		}
+		if a := res.Attempt; a != nil {
+			if _, err := r.exec(qInsertAttempt, a.ID, a.VerificationID, a.ServiceID, string(a.Channel), a.Phone, a.Country, unixMilli(a.CreatedAt)); err != nil {
+				return mapErr(op, err)
+			}
+		}
 		saved = normalVerification(res.Save)
 		return nil
 	})

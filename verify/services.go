@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	pv "github.com/phoneverify/phoneverify"
@@ -28,6 +29,30 @@ func (e *Engine) features(ctx context.Context, serviceID string) (*pv.ServiceFea
 		return &pv.ServiceFeatures{ServiceID: serviceID}, nil
 	}
 	return x.ServiceFeatures(ctx, serviceID)
+}
+
+// cachedServiceFeatures is features through the same short-lived cache as
+// service settings, for the start path.
+func (e *Engine) cachedServiceFeatures(ctx context.Context, serviceID string) (*pv.ServiceFeatures, error) {
+	now := time.Now()
+	if e.cacheTTL > 0 {
+		e.mu.Lock()
+		c, ok := e.featureCache[serviceID]
+		e.mu.Unlock()
+		if ok && now.Before(c.expires) {
+			return c.f, nil
+		}
+	}
+	f, err := e.features(ctx, serviceID)
+	if err != nil {
+		return nil, err
+	}
+	if e.cacheTTL > 0 {
+		e.mu.Lock()
+		e.featureCache[serviceID] = cachedFeatures{f: f, expires: now.Add(e.cacheTTL)}
+		e.mu.Unlock()
+	}
+	return f, nil
 }
 
 // ServiceWithFeatures returns a service and its features. Returns ENotFound
@@ -159,7 +184,7 @@ func (e *Engine) prepareStart(ctx context.Context, svc *pv.Service, req *StartRe
 	if !hasExtras && req.CustomCode == "" && len(req.RateLimits) == 0 {
 		return ext, nil
 	}
-	f, err := e.features(ctx, svc.ID)
+	f, err := e.cachedServiceFeatures(ctx, svc.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -205,21 +230,19 @@ func (e *Engine) codeFormatOK(ctx context.Context, svc *pv.Service, code string)
 	return err == nil && f.CustomCodeEnabled
 }
 
-// recordSend records a send attempt for a start that succeeded. A failure
-// to record is logged, not returned: the code is on its way.
-func (e *Engine) recordSend(ctx context.Context, v *pv.Verification) {
-	x, ok := e.store.(pv.ExtrasStore)
-	if !ok {
-		return
+// sendAttempt returns the record of this send (Twilio's
+// send_code_attempts) for the start to write in its own transaction, or nil
+// when the store keeps no such records.
+func (e *Engine) sendAttempt(v *pv.Verification) (*pv.SendAttempt, error) {
+	if _, ok := e.store.(pv.ExtrasStore); !ok {
+		return nil, nil
 	}
 	id, err := e.NewID("VL")
-	if err == nil {
-		err = x.RecordSendAttempt(ctx, &pv.SendAttempt{ID: id, VerificationID: v.ID, ServiceID: v.ServiceID,
-			Channel: v.Channel, Phone: v.To, Country: v.Country, CreatedAt: v.UpdatedAt})
-	}
 	if err != nil {
-		e.log.WarnContext(ctx, "recording send attempt", "verification_id", v.ID, "error", err)
+		return nil, err
 	}
+	return &pv.SendAttempt{ID: id, VerificationID: v.ID, ServiceID: v.ServiceID,
+		Channel: v.Channel, Phone: v.To, Country: v.Country, CreatedAt: v.UpdatedAt}, nil
 }
 
 // Approve approves a pending verification without a code, for services

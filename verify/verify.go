@@ -94,9 +94,15 @@ type Engine struct {
 	limiter pv.Limiter
 	limits  StartLimits
 
-	cacheTTL time.Duration
-	mu       sync.Mutex
-	services map[string]cachedService
+	cacheTTL     time.Duration
+	mu           sync.Mutex
+	services     map[string]cachedService
+	featureCache map[string]cachedFeatures
+}
+
+type cachedFeatures struct {
+	f       *pv.ServiceFeatures
+	expires time.Time
 }
 
 type cachedService struct {
@@ -126,6 +132,7 @@ func New(cfg Config) (*Engine, error) {
 		cacheTTL:      cfg.ServiceCacheTTL,
 		bootstrapKey:  cfg.BootstrapKey,
 		services:      map[string]cachedService{},
+		featureCache:  map[string]cachedFeatures{},
 		limiter:       cfg.Limiter,
 		limits:        cfg.StartLimits,
 	}
@@ -207,6 +214,7 @@ func (e *Engine) Service(ctx context.Context, id string) (*pv.Service, error) {
 func (e *Engine) ForgetService(id string) {
 	e.mu.Lock()
 	delete(e.services, id)
+	delete(e.featureCache, id)
 	e.mu.Unlock()
 }
 
@@ -384,6 +392,9 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 				return nil, err
 			}
 		}
+		if res.Attempt, err = e.sendAttempt(&next); err != nil {
+			return nil, err
+		}
 		return res, nil
 	})
 	if err != nil {
@@ -391,7 +402,6 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	}
 	e.log.InfoContext(ctx, "verification started", "verification_id", v.ID, "service_id", v.ServiceID,
 		"to", phone.Mask(v.To), "country", v.Country, "send_count", v.SendCount, "test_number", isTest)
-	e.recordSend(ctx, v)
 	if !isTest {
 		e.notify()
 	}
