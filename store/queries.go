@@ -133,6 +133,7 @@ func writeQueries() []string {
 		qInsertAPIKey, qRevokeAPIKey,
 		qSelectSigningKeys, qCountSigningKeys, qInsertSigningKey, qRetireSigningKeys,
 		qInsertMessage, qClaimMessagesSQLite, qRetryMessage, qFinishMessage, qReceiptMessage,
+		qInsertAttempt,
 	}
 }
 
@@ -145,5 +146,6 @@ func readQueries() []string {
 		qSelectAPIKeyByHash, qSelectAPIKeys,
 		qSelectSigningKeys,
 		qSelectMessages,
+		qSelectFeatures, qServiceExists,
 	}
 }
