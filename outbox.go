@@ -91,6 +91,9 @@ type MessageOutcome struct {
 	ProviderID string
 	Error      string
 	At         time.Time
+	// Events, when set, are recorded with the outcome, in the same
+	// transaction, if the outcome is recorded (see [EventStore]).
+	Events []*Event
 }
 
 // Outbox is the durable queue of messages that workers deliver. Messages

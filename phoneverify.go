@@ -5,6 +5,7 @@
 package phoneverify
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -68,6 +69,8 @@ type Service struct {
 	RejectAlreadyVerified bool
 	// TokenTTL is the lifetime of the proof issued on approval.
 	TokenTTL time.Duration
+	// Limits are the service's abuse limits and geo permissions.
+	Limits ServiceLimits
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -117,7 +120,7 @@ func (s *Service) Validate() error {
 	case len(s.WebOTPDomain) > 253 || strings.ContainsAny(s.WebOTPDomain, " \t\r\n#@/"):
 		return ParamErrorf(EInvalidRequest, "webotp_domain", "The WebOTP domain must be a bare host name.")
 	}
-	return nil
+	return s.Limits.Validate()
 }
 
 // Verification is one attempt to prove that a person holds a phone number.
@@ -180,13 +183,23 @@ type APIKey struct {
 	ServiceID string
 	Name      string
 	// Prefix is the first characters of the key, shown to tell keys apart.
-	Prefix     string
-	Hash       []byte
-	Scopes     []string
+	Prefix string
+	Hash   []byte
+	Scopes []string
+	// AllowedIPs, when not empty, are the only source address ranges the
+	// key is accepted from; a request from elsewhere is refused (403).
+	AllowedIPs []netip.Prefix
 	CreatedAt  time.Time
+	// LastUsedAt is when the key was last accepted, recorded at most once
+	// a minute per key ([APIKeyTouchInterval]).
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
 }
+
+// APIKeyTouchInterval is how stale an API key's LastUsedAt may be before an
+// accepted request records it again: a write per minute per key, not one
+// per request.
+const APIKeyTouchInterval = time.Minute
 
 // SigningKey is a token signing key as kept in the store: the private key is
 // sealed (encrypted under the server secret) by the token package.

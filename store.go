@@ -63,7 +63,9 @@ type Store interface {
 	Messages(ctx context.Context, serviceID, verificationID string) ([]*OutboxMessage, error)
 
 	// ExpireVerifications marks every pending verification whose code expired
-	// at or before now as expired and returns how many it marked.
+	// at or before now as expired and returns how many it marked. A store
+	// that is also an [EventStore] records verification.expired for each,
+	// in the same transaction, when its service has a subscription.
 	ExpireVerifications(ctx context.Context, now time.Time) (int, error)
 
 	// VerifiedPhone returns the registry entry of a subject.
@@ -80,6 +82,10 @@ type Store interface {
 	// RevokeAPIKey marks the key revoked at the given time.
 	// Returns ENotFound if none.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+	// TouchAPIKey records that the key was used at at, unless its
+	// LastUsedAt is after staleBefore already, so that many requests and
+	// nodes write it at most once per interval. An unknown key is no error.
+	TouchAPIKey(ctx context.Context, id string, at, staleBefore time.Time) error
 
 	// SigningKeys returns every signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
@@ -133,6 +139,9 @@ type StartResult struct {
 	// Attempt, when set, records this send (Twilio's send_code_attempts)
 	// in the same transaction.
 	Attempt *SendAttempt
+	// Events, when set, are recorded in the same transaction (see
+	// [EventStore]); a store may take a slower path to write them.
+	Events []*Event
 }
 
 // VerificationRef names a verification by ID, or by phone number as the
@@ -150,4 +159,7 @@ type Update struct {
 	// Register, when set, records the subject's verified phone (replacing the
 	// subject's previous entry).
 	Register *VerifiedPhone
+	// Events, when set, are recorded in the same transaction (see
+	// [EventStore]).
+	Events []*Event
 }
