@@ -128,3 +128,10 @@ func isForeignKeyViolation(err error) bool {
 	}
 	return false
 }
+
+// isDeadlock reports whether PostgreSQL ended err's transaction to break a
+// deadlock: the transaction wrote nothing and may simply run again.
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40P01"
+}

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,6 +91,43 @@ func TestSQLitePath(t *testing.T) {
 		got, ok := SQLitePath(tt.url)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("SQLitePath(%q) = %q, %v; want %q, %v", tt.url, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestSQLiteStartReadsUseIndexes checks the query plans of the reads every
+// start makes on SQLite: each must search an index by the whole key, not
+// walk the service's rows — a cost that would grow with the data.
+func TestSQLiteStartReadsUseIndexes(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "plan.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+qSelectStartRegistry, "VA1", "+9779800000000", "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	for _, want := range []string{
+		"SEARCH verified_phones USING COVERING INDEX verified_phones_phone (service_id=? AND phone=?)",
+		"SEARCH verified_phones USING PRIMARY KEY (service_id=? AND subject=?)",
+	} {
+		if !slices.Contains(plan, want) {
+			t.Errorf("the start's registry read does not %q; plan:\n%s", want, strings.Join(plan, "\n"))
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/phoneverify/phoneverify"
@@ -29,7 +31,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *phoneverify.APIKey) error {
 	}
 	return s.withTx(ctx, op, func(r runner) error {
 		_, err := r.exec(qInsertAPIKey, k.ID, k.ServiceID, k.Name, k.Prefix, k.Hash, string(scopesJSON),
-			unixMilli(k.CreatedAt), nullUnixMilli(k.LastUsedAt), nullUnixMilli(k.RevokedAt))
+			unixMilli(k.CreatedAt), nullUnixMilli(k.LastUsedAt), nullUnixMilli(k.RevokedAt), encodePrefixes(k.AllowedIPs))
 		switch {
 		case isForeignKeyViolation(err):
 			return notFound("service")
@@ -100,15 +102,47 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	return mustAffectOne(op, res, "API key")
 }
 
+// TouchAPIKey records that the key was used at at, unless its last use is
+// after staleBefore already. An unknown key is no error: the key a request
+// presented may have been deleted with its service meanwhile.
+func (s *Store) TouchAPIKey(ctx context.Context, id string, at, staleBefore time.Time) error {
+	const op = "touch API key"
+	r, err := s.writer(ctx)
+	if err != nil {
+		return mapErr(op, err)
+	}
+	_, err = r.exec(qTouchAPIKey, id, unixMilli(at), unixMilli(staleBefore))
+	return mapErr(op, err)
+}
+
+func encodePrefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
 func scanAPIKey(sc scanner) (*phoneverify.APIKey, error) {
 	var (
 		k                   phoneverify.APIKey
 		scopes              string
 		createdAt           int64
 		lastUsed, revokedAt sql.NullInt64
+		allowed             string
 	)
-	if err := sc.Scan(&k.ID, &k.ServiceID, &k.Name, &k.Prefix, &k.Hash, &scopes, &createdAt, &lastUsed, &revokedAt); err != nil {
+	if err := sc.Scan(&k.ID, &k.ServiceID, &k.Name, &k.Prefix, &k.Hash, &scopes, &createdAt, &lastUsed, &revokedAt, &allowed); err != nil {
 		return nil, err
+	}
+	for _, p := range strings.Split(allowed, ",") {
+		if p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("API key allowed IPs: %w", err)
+		}
+		k.AllowedIPs = append(k.AllowedIPs, prefix)
 	}
 	if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
 		return nil, fmt.Errorf("API key scopes: %w", err)

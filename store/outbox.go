@@ -39,6 +39,9 @@ const (
 	// qReceiptMessage moves a sent message to a final status.
 	qReceiptMessage = `UPDATE outbox SET status = $3, error = $4, updated_at = $5
 	WHERE gateway = $1 AND provider_id = $2 AND status = 'sent'`
+	// qReceiptMessageReturning names the messages a receipt moved, for
+	// their events.
+	qReceiptMessageReturning = ` RETURNING id, verification_id, service_id, phone, send_count`
 	// qSelectMessages reads a verification's history; the sealed text is
 	// never read back here.
 	qSelectMessages = `SELECT id, verification_id, service_id, phone, country, locale, send_count, NULL, status,
@@ -136,7 +139,11 @@ func (s *Store) FinishMessage(ctx context.Context, m *phoneverify.OutboxMessage,
 	default:
 		return mapErr(op, errors.New("a worker records queued, sent or failed"))
 	}
-	return s.single(ctx, op, func(r runner) error {
+	run := s.single
+	if len(o.Events) > 0 {
+		run = s.withTx // the events commit with the outcome
+	}
+	return run(ctx, op, func(r runner) error {
 		res, err := r.exec(query, args...)
 		if err != nil {
 			return mapErr(op, err)
@@ -148,7 +155,7 @@ func (s *Store) FinishMessage(ctx context.Context, m *phoneverify.OutboxMessage,
 		if n == 0 {
 			return phoneverify.Errorf(phoneverify.EConflict, "The message was claimed again or is no longer queued.")
 		}
-		return nil
+		return insertEvents(r, op, o.Events)
 	})
 }
 
@@ -161,16 +168,40 @@ func (s *Store) UpdateMessageStatus(ctx context.Context, gateway, providerID str
 		return false, nil
 	}
 	var changed bool
-	err := s.single(ctx, op, func(r runner) error {
-		res, err := r.exec(qReceiptMessage, gateway, providerID, string(status), errText, unixMilli(at))
+	err := s.withTx(ctx, op, func(r runner) error {
+		changed = false
+		rows, err := r.query(qReceiptMessage+qReceiptMessageReturning, gateway, providerID, string(status), errText, unixMilli(at))
 		if err != nil {
 			return mapErr(op, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
+		var msgs []*phoneverify.OutboxMessage
+		for rows.Next() {
+			var m phoneverify.OutboxMessage
+			if err := rows.Scan(&m.ID, &m.VerificationID, &m.ServiceID, &m.To, &m.SendCount); err != nil {
+				rows.Close()
+				return mapErr(op, err)
+			}
+			msgs = append(msgs, &m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return mapErr(op, err)
 		}
-		changed = n > 0
+		changed = len(msgs) > 0
+		// A receipt is the provider's word on delivery: subscribers hear of
+		// it as a message event, recorded with the status change.
+		for _, m := range msgs {
+			var subscribed bool
+			if err := r.queryRow(qHasEventSubscriptions, m.ServiceID).Scan(&subscribed); err != nil {
+				return mapErr(op, err)
+			}
+			if subscribed {
+				ev := phoneverify.NewMessageEvent(m, status, gateway, errText, at)
+				if err := insertEvents(r, op, []*phoneverify.Event{ev}); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 	return changed, err
@@ -222,4 +253,56 @@ func scanMessage(sc scanner, extra ...any) (*phoneverify.OutboxMessage, error) {
 	m.CreatedAt = fromUnixMilli(createdAt)
 	m.UpdatedAt = fromUnixMilli(updatedAt)
 	return &m, nil
+}
+
+// qOutboxBacklog counts the queued messages (waiting, leased or waiting for
+// a retry) and finds the oldest one's creation; the partial index outbox_due
+// holds exactly these rows.
+const qOutboxBacklog = `SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM outbox WHERE status = 'queued'`
+
+// OutboxBacklog returns how many messages are queued and when the oldest of
+// them was created (the zero time when none is), for the metrics an
+// operator alerts on: a growing backlog or an old message means delivery
+// is stuck.
+func (s *Store) OutboxBacklog(ctx context.Context) (queued int, oldest time.Time, err error) {
+	const op = "read outbox backlog"
+	r, err := s.reader(ctx)
+	if err != nil {
+		return 0, time.Time{}, mapErr(op, err)
+	}
+	var ms int64
+	if err := r.queryRow(qOutboxBacklog).Scan(&queued, &ms); err != nil {
+		return 0, time.Time{}, mapErr(op, err)
+	}
+	if queued > 0 {
+		oldest = fromUnixMilli(ms)
+	}
+	return queued, oldest, nil
+}
+
+// Querier runs the statements of a function given to [Store.Single].
+type Querier interface {
+	// QueryRow runs a query that returns at most one row.
+	QueryRow(query string, args ...any) *sql.Row
+	// Exec runs a statement that returns no rows.
+	Exec(query string, args ...any) (sql.Result, error)
+}
+
+type runnerQuerier struct{ r runner }
+
+func (q runnerQuerier) QueryRow(query string, args ...any) *sql.Row {
+	return q.r.queryRow(query, args...)
+}
+func (q runnerQuerier) Exec(query string, args ...any) (sql.Result, error) {
+	return q.r.exec(query, args...)
+}
+
+// Single runs fn, a few statements that need no transaction of their own
+// (each is atomic, as a compare-and-swap is): on SQLite inside the single
+// writer's group commit, where they share a commit — and its WAL writes —
+// with every concurrent write; on PostgreSQL each statement on its own.
+// The SQL rate limiter runs here so that a limit costs no commit of its own.
+// If fn returns an error, on SQLite its statements are rolled back.
+func (s *Store) Single(ctx context.Context, op string, fn func(q Querier) error) error {
+	return s.single(ctx, op, func(r runner) error { return fn(runnerQuerier{r}) })
 }

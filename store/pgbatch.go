@@ -208,8 +208,20 @@ func (b *pgBatcher) run(batch []*pgReq) {
 			return nil
 		}
 		// One order for every batch, so that two batches touching the
-		// same rows (on two nodes) rarely deadlock.
-		sort.SliceStable(writes, func(i, j int) bool { return numberOf(writes[i].args) < numberOf(writes[j].args) })
+		// same rows (on two nodes) rarely deadlock: by number, and for one
+		// number its start before any update of its verifications — a
+		// start locks the number's row and then its latest verification,
+		// as the locking path does, and a batch that updated the
+		// verification first would take the two the other way round.
+		sort.SliceStable(writes, func(i, j int) bool {
+			ni, nj := numberOf(writes[i].args), numberOf(writes[j].args)
+			if ni != nj {
+				return ni < nj
+			}
+			_, si := writes[i].req.op.(*startOp)
+			_, sj := writes[j].req.op.(*startOp)
+			return si && !sj
+		})
 		wb := &pgx.Batch{}
 		for _, w := range writes {
 			wb.Queue(w.query, w.args...)
@@ -372,6 +384,11 @@ func (u *updateOp) plan() (string, []any, bool) {
 	}
 	if up == nil || !up.Save && up.Register == nil {
 		u.finish(normalVerification(v), nil)
+		return "", nil, true
+	}
+	if len(up.Events) > 0 {
+		// Events commit with the change; the locked path writes both.
+		u.outcome, u.done = outcomeLocked, true
 		return "", nil, true
 	}
 	// Without Save the swap rewrites the verification as read: it only

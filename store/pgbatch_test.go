@@ -212,7 +212,89 @@ func TestPGBatchTimeout(t *testing.T) {
 		t.Errorf("during the stall: answered after %s, want about the batch deadline", d)
 	}
 	proxy.Restore()
+	// The stalled connection was dropped: the next batch dials a new one,
+	// which on a loaded machine can take longer than the short deadline.
+	s.batch.timeout = pgBatchTimeout
 	if err := start("+9779800000303"); err != nil {
 		t.Errorf("after the stall: %v", err)
 	}
+}
+
+// TestPGOptimisticStartQueuesMessage checks that the optimistic start
+// writes a start's outbox message and send-attempt record in its own
+// statement — with no fall-back to the locking path — and that concurrent
+// resends that lose their swap write neither: every message and attempt
+// left belongs to a resend that was saved.
+func TestPGOptimisticStartQueuesMessage(t *testing.T) {
+	t.Parallel()
+	s := mustPostgres(t)
+	svc := batchTestService(t, s)
+	ctx := t.Context()
+	const phone = "+9779800000200"
+	key := phoneverify.NumberKey{ServiceID: svc.ID, Phone: phone}
+	decide := func(st *phoneverify.StartState) (*phoneverify.StartResult, error) {
+		next := batchTestVerification(svc, svc.ID, phone)
+		if st.Latest != nil {
+			next = st.Latest
+			next.SendCount++
+		}
+		now := time.Now()
+		m := &phoneverify.OutboxMessage{ID: "MS" + rand.Text(), VerificationID: next.ID, ServiceID: svc.ID,
+			To: phone, Country: "NP", SendCount: next.SendCount, Sealed: []byte{9}, Status: phoneverify.MessageQueued,
+			DueAt: now, ExpiresAt: next.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		a := &phoneverify.SendAttempt{ID: "VL" + rand.Text(), VerificationID: next.ID, ServiceID: svc.ID,
+			Channel: phoneverify.ChannelSMS, Phone: phone, Country: "NP", CreatedAt: now}
+		return &phoneverify.StartResult{Save: next, Sends: []time.Time{now}, Message: m, Attempt: a}, nil
+	}
+
+	// First, one start alone, on the optimistic path itself.
+	op := &startOp{optimistic: optimistic{op: "start verification"}, key: key, decide: decide}
+	s.batch.run([]*pgReq{{op: op, result: make(chan any, 1)}})
+	if op.outcome != outcomeDone || op.err != nil {
+		t.Fatalf("optimistic start: outcome %d, err %v; want done without error", op.outcome, op.err)
+	}
+	if got := countRows(t, s, "outbox", op.out.ID); got != 1 {
+		t.Fatalf("outbox rows after the optimistic start = %d, want 1", got)
+	}
+
+	// Then many concurrent resends of it.
+	const resends = 64
+	var wg sync.WaitGroup
+	for range resends {
+		wg.Go(func() {
+			if _, err := s.StartVerification(ctx, key, decide); err != nil {
+				t.Errorf("StartVerification: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	v, err := s.Verification(ctx, svc.ID, op.out.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.SendCount != resends+1 {
+		t.Errorf("send_count = %d, want %d", v.SendCount, resends+1)
+	}
+	if got := countRows(t, s, "outbox", v.ID); got != v.SendCount {
+		t.Errorf("outbox rows = %d, want one per saved send (%d)", got, v.SendCount)
+	}
+	if got := countRows(t, s, "send_attempts", v.ID); got != v.SendCount {
+		t.Errorf("send_attempts rows = %d, want one per saved send (%d)", got, v.SendCount)
+	}
+	var distinct int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(DISTINCT send_count) FROM outbox WHERE verification_id = $1`, v.ID).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != v.SendCount {
+		t.Errorf("distinct send counts in the outbox = %d, want %d", distinct, v.SendCount)
+	}
+}
+
+func countRows(t *testing.T, s *Store, table, verificationID string) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM `+table+` WHERE verification_id = $1`, verificationID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -5,17 +5,19 @@ package store
 
 const (
 	serviceColumns = `id, name, is_default, code_length, code_ttl_ms, max_sends, send_window_ms, max_attempts,
-	template, webotp_domain, one_subject_per_phone, reject_already_verified, token_ttl_ms, created_at, updated_at`
+	template, webotp_domain, one_subject_per_phone, reject_already_verified, token_ttl_ms, created_at, updated_at,
+	limits`
 
 	qSelectService        = `SELECT ` + serviceColumns + ` FROM services WHERE id = $1`
 	qSelectDefaultService = `SELECT ` + serviceColumns + ` FROM services WHERE is_default = 1`
 	qSelectServices       = `SELECT ` + serviceColumns + ` FROM services ORDER BY created_at, id`
 	qInsertService        = `INSERT INTO services (` + serviceColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 	qUpdateService = `UPDATE services SET name = $2, is_default = $3, code_length = $4, code_ttl_ms = $5,
 	max_sends = $6, send_window_ms = $7, max_attempts = $8, template = $9, webotp_domain = $10,
 	one_subject_per_phone = $11, reject_already_verified = $12, token_ttl_ms = $13, created_at = $14,
-	updated_at = $15 WHERE id = $1`
+	updated_at = $15, limits = $16 WHERE id = $1`
+	qUpdateServiceLimits = `UPDATE services SET limits = $2, updated_at = $3 WHERE id = $1`
 
 	verificationColumns = `id, service_id, phone, country, channel, status, subject, amount, payee, locale,
 	send_count, attempts, max_attempts, code_hash, expires_at, created_at, updated_at`
@@ -64,8 +66,14 @@ const (
 
 	// qSelectStartRegistry reads, in one go, the registry entry of the
 	// subject ($3) and those of every subject holding the phone ($2).
+	// Two lookups, each on its own index: SQLite ran the OR as a scan of
+	// the service's whole registry, a cost that grew with every approval.
 	qSelectStartRegistry = `SELECT subject, phone, verification_id, verified_at FROM verified_phones
-	WHERE service_id = $1 AND (phone = $2 OR subject = $3) ORDER BY verified_at, subject`
+	WHERE service_id = $1 AND phone = $2
+	UNION
+	SELECT subject, phone, verification_id, verified_at FROM verified_phones
+	WHERE service_id = $1 AND subject = $3
+	ORDER BY 4, 1`
 	qSelectVerifiedPhone = `SELECT subject, phone, verification_id, verified_at FROM verified_phones
 	WHERE service_id = $1 AND subject = $2`
 	qUpsertVerifiedPhone = `INSERT INTO verified_phones (service_id, subject, phone, verification_id, verified_at)
@@ -73,12 +81,15 @@ const (
 	ON CONFLICT (service_id, subject) DO UPDATE SET phone = excluded.phone,
 	verification_id = excluded.verification_id, verified_at = excluded.verified_at`
 
-	apiKeyColumns       = `id, service_id, name, prefix, hash, scopes, created_at, last_used_at, revoked_at`
-	qInsertAPIKey       = `INSERT INTO api_keys (` + apiKeyColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	apiKeyColumns       = `id, service_id, name, prefix, hash, scopes, created_at, last_used_at, revoked_at, allowed_ips`
+	qInsertAPIKey       = `INSERT INTO api_keys (` + apiKeyColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	qSelectAPIKeyByHash = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = $1`
 	qSelectAPIKeys      = `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY created_at, id`
 	// qRevokeAPIKey keeps the first revocation time of a key revoked twice.
 	qRevokeAPIKey = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`
+	// qTouchAPIKey writes last_used_at only when it is older than $3, so a
+	// busy key costs one write per interval, whatever the node count.
+	qTouchAPIKey = `UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)`
 
 	qSelectSigningKeys = `SELECT id, sealed, created_at, retired_at FROM signing_keys ORDER BY created_at, id`
 	qCountSigningKeys  = `SELECT COUNT(*) FROM signing_keys`
@@ -125,16 +136,17 @@ func newDialectQueries(dialect string) dialectQueries {
 // writeQueries returns the queries prepared once on the SQLite writer
 // connection.
 func writeQueries() []string {
-	return []string{
+	return append([]string{
 		qInsertService, qUpdateService,
 		qSelectVerification, qSelectLatestByPhone, qInsertVerification, qUpdateVerification, qUpdateVerificationCounters,
-		qExpireVerifications,
+		qExpireVerificationsRe,
 		qLockNumber, qUpdateNumber, qSelectStartRegistry, qUpsertVerifiedPhone,
-		qInsertAPIKey, qRevokeAPIKey,
+		qInsertAPIKey, qRevokeAPIKey, qTouchAPIKey,
 		qSelectSigningKeys, qCountSigningKeys, qInsertSigningKey, qRetireSigningKeys,
-		qInsertMessage, qClaimMessagesSQLite, qRetryMessage, qFinishMessage, qReceiptMessage,
+		qInsertMessage, qClaimMessagesSQLite, qRetryMessage, qFinishMessage, qReceiptMessage + qReceiptMessageReturning,
 		qInsertAttempt,
-	}
+		qInsertFraudStart, qCountIPConversion,
+	}, fraudCountShapes()...)
 }
 
 // readQueries returns the queries prepared once per connection of the
@@ -147,5 +159,6 @@ func readQueries() []string {
 		qSelectSigningKeys,
 		qSelectMessages,
 		qSelectFeatures, qServiceExists,
+		qFraudState, qFraudBlocks,
 	}
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/phoneverify/phoneverify"
@@ -98,14 +100,88 @@ func (s *Store) UpdateService(ctx context.Context, svc *phoneverify.Service) err
 	})
 }
 
+// UpdateServiceLimits replaces the limits and geo permissions of a service
+// and sets its UpdatedAt, in one statement that writes no other setting.
+// It returns ENotFound if there is no such service.
+func (s *Store) UpdateServiceLimits(ctx context.Context, serviceID string, l *phoneverify.ServiceLimits, at time.Time) error {
+	const op = "update service limits"
+	return s.withTx(ctx, op, func(r runner) error {
+		res, err := r.exec(qUpdateServiceLimits, serviceID, encodeLimits(l), unixMilli(at))
+		if err != nil {
+			return mapErr(op, err)
+		}
+		return mustAffectOne(op, res, "service")
+	})
+}
+
 // serviceArgs returns the arguments of qInsertService and qUpdateService.
 func serviceArgs(svc *phoneverify.Service) []any {
 	return []any{
 		svc.ID, svc.Name, boolInt(svc.IsDefault), svc.CodeLength, svc.CodeTTL.Milliseconds(), svc.MaxSends,
 		svc.SendWindow.Milliseconds(), svc.MaxAttempts, svc.Template, svc.WebOTPDomain,
 		boolInt(svc.OneSubjectPerPhone), boolInt(svc.RejectAlreadyVerified), svc.TokenTTL.Milliseconds(),
-		unixMilli(svc.CreatedAt), unixMilli(svc.UpdatedAt),
+		unixMilli(svc.CreatedAt), unixMilli(svc.UpdatedAt), encodeLimits(&svc.Limits),
 	}
+}
+
+// encodeLimits renders a service's limits as the JSON of services.limits:
+// each limit as "N/DURATION" or "off", an absent one following the default.
+func encodeLimits(l *phoneverify.ServiceLimits) string {
+	m := map[string]any{}
+	for _, name := range phoneverify.LimitNames {
+		if p := *l.Field(name); p != nil {
+			m[name] = p.String()
+		}
+	}
+	if len(l.AllowCountries) > 0 {
+		m["allow_countries"] = l.AllowCountries
+	}
+	if len(l.DenyCountries) > 0 {
+		m["deny_countries"] = l.DenyCountries
+	}
+	b, _ := json.Marshal(m) // strings and string slices always marshal
+	return string(b)
+}
+
+// decodeLimits reads what encodeLimits wrote.
+func decodeLimits(s string) (phoneverify.ServiceLimits, error) {
+	var (
+		l   phoneverify.ServiceLimits
+		raw map[string]json.RawMessage
+	)
+	if s == "" {
+		return l, nil
+	}
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return l, fmt.Errorf("service limits: %w", err)
+	}
+	for key, v := range raw {
+		switch key {
+		case "allow_countries":
+			if err := json.Unmarshal(v, &l.AllowCountries); err != nil {
+				return l, fmt.Errorf("service limits: %s: %w", key, err)
+			}
+		case "deny_countries":
+			if err := json.Unmarshal(v, &l.DenyCountries); err != nil {
+				return l, fmt.Errorf("service limits: %s: %w", key, err)
+			}
+		default:
+			f := l.Field(key)
+			if f == nil {
+				continue // a limit a later version added: ignore it
+			}
+			var text string
+			if err := json.Unmarshal(v, &text); err != nil {
+				return l, fmt.Errorf("service limits: %s: %w", key, err)
+			}
+			lim, err := phoneverify.ParseLimit(text)
+			if err != nil {
+				return l, fmt.Errorf("service limits: %s: %w", key, err)
+			}
+			*f = &lim
+		}
+	}
+	return l, nil
 }
 
 func scanService(sc scanner) (*phoneverify.Service, error) {
@@ -114,11 +190,15 @@ func scanService(sc scanner) (*phoneverify.Service, error) {
 		isDefault, oneSubject, rejectVerified int64
 		codeTTL, sendWindow, tokenTTL         int64
 		createdAt, updatedAt                  int64
+		limits                                string
 	)
 	err := sc.Scan(&svc.ID, &svc.Name, &isDefault, &svc.CodeLength, &codeTTL, &svc.MaxSends, &sendWindow,
 		&svc.MaxAttempts, &svc.Template, &svc.WebOTPDomain, &oneSubject, &rejectVerified, &tokenTTL,
-		&createdAt, &updatedAt)
+		&createdAt, &updatedAt, &limits)
 	if err != nil {
+		return nil, err
+	}
+	if svc.Limits, err = decodeLimits(limits); err != nil {
 		return nil, err
 	}
 	svc.IsDefault = isDefault != 0

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,31 +50,81 @@ const (
 	pgLockNumberAsRead = `lock AS (SELECT 1 FROM numbers WHERE service_id = $2 AND phone = $3
 		AND latest_id IS NOT DISTINCT FROM $19 AND sends = $20 FOR UPDATE)`
 
-	// qPGStartFirst inserts the number's row and its first verification
+	// pgStartFirst inserts the number's row and its first verification
 	// ($1–$17, sends $18); a row another node inserted first makes it
-	// write nothing.
-	qPGStartFirst = `WITH n AS (INSERT INTO numbers (service_id, phone, latest_id, sends) VALUES ($2, $3, $1, $18)
-		ON CONFLICT (service_id, phone) DO NOTHING RETURNING 1)
-	INSERT INTO verifications (` + verificationColumns + `) ` + pgNewVerification + ` WHERE EXISTS (SELECT 1 FROM n)`
+	// write nothing. Like the two below, it is the body of a WITH whose
+	// last part, w, returns one row if the start was written.
+	pgStartFirst = `n AS (INSERT INTO numbers (service_id, phone, latest_id, sends) VALUES ($2, $3, $1, $18)
+		ON CONFLICT (service_id, phone) DO NOTHING RETURNING 1),
+	w AS (INSERT INTO verifications (` + verificationColumns + `) ` + pgNewVerification + ` WHERE EXISTS (SELECT 1 FROM n)
+		RETURNING 1)`
 
-	// qPGStartInsert inserts a new verification ($1–$17) and points the
+	// pgStartInsert inserts a new verification ($1–$17) and points the
 	// number's row at it with sends $18, if the row is as read.
-	qPGStartInsert = `WITH ` + pgLockNumberAsRead + `,
+	pgStartInsert = pgLockNumberAsRead + `,
 	i AS (INSERT INTO verifications (` + verificationColumns + `) ` + pgNewVerification + `
-		WHERE EXISTS (SELECT 1 FROM lock) RETURNING 1)
-	UPDATE numbers SET latest_id = $1, sends = $18 WHERE service_id = $2 AND phone = $3 AND EXISTS (SELECT 1 FROM i)`
+		WHERE EXISTS (SELECT 1 FROM lock) RETURNING 1),
+	w AS (UPDATE numbers SET latest_id = $1, sends = $18 WHERE service_id = $2 AND phone = $3
+		AND EXISTS (SELECT 1 FROM i) RETURNING 1)`
 
-	// qPGStartResend rewrites the latest verification ($1–$17, as read
+	// pgStartResend rewrites the latest verification ($1–$17, as read
 	// $21–$34) and the number's sends ($18), if both are as read.
-	qPGStartResend = `WITH ` + pgLockNumberAsRead + `,
+	pgStartResend = pgLockNumberAsRead + `,
 	v AS (UPDATE verifications SET country = $4, channel = $5, status = $6, subject = $7, amount = $8,
 		payee = $9, locale = $10, send_count = $11, attempts = $12, max_attempts = $13, code_hash = $14,
 		expires_at = $15, created_at = $16, updated_at = $17
 		WHERE id = $1 AND service_id = $2 AND phone = $3
 		AND ` + verificationMutable + ` = ($21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
-		AND EXISTS (SELECT 1 FROM lock) RETURNING 1)
-	UPDATE numbers SET latest_id = $1, sends = $18 WHERE service_id = $2 AND phone = $3 AND EXISTS (SELECT 1 FROM v)`
+		AND EXISTS (SELECT 1 FROM lock) RETURNING 1),
+	w AS (UPDATE numbers SET latest_id = $1, sends = $18 WHERE service_id = $2 AND phone = $3
+		AND EXISTS (SELECT 1 FROM v) RETURNING 1)`
+
+	// pgStartMessage and pgStartAttempt add a start's outbox message and
+	// send-attempt record in the same statement, only if w wrote the
+	// start; %d is the number of the first of their parameters.
+	pgStartMessage = `m AS (INSERT INTO outbox (` + messageColumns + `) SELECT $%d::text, $%d::text, $%d::text,
+		$%d::text, $%d::text, $%d::text, $%d::integer, $%d::bytea, $%d::text, $%d::text, $%d::text, $%d::text,
+		$%d::integer, $%d::bigint, $%d::bigint, $%d::bigint, $%d::bigint WHERE EXISTS (SELECT 1 FROM w))`
+	pgStartAttempt = `a AS (INSERT INTO send_attempts (id, verification_id, service_id, channel, phone, country, created_at)
+		SELECT $%d::text, $%d::text, $%d::text, $%d::text, $%d::text, $%d::text, $%d::bigint
+		WHERE EXISTS (SELECT 1 FROM w))`
 )
+
+// pgStartStatement completes the start body (pgStartFirst, …) whose
+// arguments are args: it adds res's message and attempt, conditioned on the
+// start being written, and selects w's row, so that the statement reports
+// one row exactly when all of it was written. The statements are built per
+// shape, of which there are twelve; pgx caches each one's preparation.
+func pgStartStatement(body string, args []any, res *phoneverify.StartResult) (string, []any) {
+	var b strings.Builder
+	b.WriteString("WITH ")
+	b.WriteString(body)
+	if m := res.Message; m != nil {
+		b.WriteString(",\n\t")
+		b.WriteString(numbered(pgStartMessage, len(args)+1))
+		args = append(args, m.ID, m.VerificationID, m.ServiceID, m.To, m.Country, m.Locale, m.SendCount,
+			m.Sealed, string(m.Status), m.Gateway, m.ProviderID, m.Error, m.Attempts, unixMilli(m.DueAt),
+			unixMilli(m.ExpiresAt), unixMilli(m.CreatedAt), unixMilli(m.UpdatedAt))
+	}
+	if a := res.Attempt; a != nil {
+		b.WriteString(",\n\t")
+		b.WriteString(numbered(pgStartAttempt, len(args)+1))
+		args = append(args, a.ID, a.VerificationID, a.ServiceID, string(a.Channel), a.Phone, a.Country, unixMilli(a.CreatedAt))
+	}
+	b.WriteString("\nSELECT 1 FROM w")
+	return b.String(), args
+}
+
+// numbered fills the %d placeholders of query with consecutive parameter
+// numbers from first.
+func numbered(query string, first int) string {
+	n := strings.Count(query, "%d")
+	nums := make([]any, n)
+	for i := range nums {
+		nums[i] = first + i
+	}
+	return fmt.Sprintf(query, nums...)
+}
 
 // startOp is one optimistic start, run by the pgBatcher.
 type startOp struct {
@@ -117,9 +168,10 @@ func (o *startOp) plan() (string, []any, bool) {
 	args := verificationArgs(res.Save)
 	o.out = normalVerification(res.Save)
 	switch {
-	case res.Message != nil, res.Attempt != nil:
-		// The outbox row and the attempt record must commit with the
-		// verification; the locked path writes them in one transaction.
+	case len(res.Events) > 0:
+		// Events commit with the verification; the locked path writes
+		// them in its transaction. Only services with subscriptions
+		// record events, so most starts stay on this path.
 		o.outcome, o.done = outcomeLocked, true
 		return "", nil, true
 	case res.Close != nil:
@@ -128,14 +180,17 @@ func (o *startOp) plan() (string, []any, bool) {
 		o.outcome, o.done = outcomeLocked, true
 		return "", nil, true
 	case !o.num.exists:
-		return qPGStartFirst, append(args, sends), false
+		q, args := pgStartStatement(pgStartFirst, append(args, sends), res)
+		return q, args, false
 	case read == nil || res.Save.ID != read.ID:
 		// Latest, if any, is left as it was: its changes since the read
 		// order after this start.
-		return qPGStartInsert, append(args, sends, o.num.latestID, o.num.sends), false
+		q, args := pgStartStatement(pgStartInsert, append(args, sends, o.num.latestID, o.num.sends), res)
+		return q, args, false
 	default:
 		args = append(args, sends, o.num.latestID, o.num.sends)
-		return qPGStartResend, append(args, wasArgs(read)...), false
+		q, args := pgStartStatement(pgStartResend, append(args, wasArgs(read)...), res)
+		return q, args, false
 	}
 }
 

@@ -1,5 +1,17 @@
-// Package store implements [phoneverify.Store] on SQLite and on PostgreSQL
-// over database/sql.
+// Package store implements [phoneverify.Store], [phoneverify.Outbox] and
+// [phoneverify.EventStore] on SQLite and on PostgreSQL over database/sql.
+//
+// Open a store with a URL ("sqlite:verify.db", "postgres://…"), call
+// [Store.Migrate] once, and hand it to the engine (verify.New) or to
+// server.New when embedding phoneverify:
+//
+//	st, err := store.Open(ctx, "sqlite:verify.db", store.Options{})
+//	if err != nil { … }
+//	defer st.Close()
+//	if err := st.Migrate(ctx); err != nil { … }
+//
+// Every state change and the events it fires ([phoneverify.StartResult]
+// Events, [phoneverify.Update] Events) commit in one transaction.
 //
 // The SQL is written once, in the subset both databases share: $N
 // parameters, INSERT … ON CONFLICT … DO UPDATE … RETURNING, times as BIGINT
@@ -92,6 +104,11 @@ type Options struct {
 	// SQLite writer connection is never recycled, so that its prepared
 	// statements stay valid.
 	ConnMaxLifetime time.Duration
+	// CheckpointInterval is how often a SQLite store copies its WAL into
+	// the database file in the background (default
+	// [DefaultCheckpointInterval]; negative: never, leaving it to the
+	// writer past 16,384 pages). PostgreSQL ignores it.
+	CheckpointInterval time.Duration
 }
 
 // Store is a [phoneverify.Store] on SQLite or PostgreSQL. It is safe for
@@ -108,6 +125,9 @@ type Store struct {
 	// group shares commits among concurrent writers on SQLite; nil on
 	// PostgreSQL, whose writers run in parallel.
 	group *groupCommitter
+	// ckpt checkpoints the SQLite WAL in the background; nil on
+	// PostgreSQL.
+	ckpt *walCheckpointer
 	// batch shares the round trips and commits of optimistic starts and
 	// updates on PostgreSQL; nil on SQLite.
 	batch *pgBatcher
@@ -140,6 +160,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return openPostgres(target, opts)
 	}
 	return openSQLite(ctx, target, opts)
+}
+
+// CheckURL reports whether Open would accept url's form (sqlite:PATH,
+// sqlite:///ABS/PATH, postgres://…), without connecting: for validating a
+// configuration.
+func CheckURL(url string) error {
+	_, _, err := parseURL(url)
+	return err
 }
 
 // parseURL returns the dialect named by url and what to open: the URL itself
@@ -182,7 +210,13 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	// in WAL mode except for the last commits on power loss. _txlock makes
 	// every transaction BEGIN IMMEDIATE: it takes the write lock up front,
 	// so a transaction that reads then writes never fails to upgrade.
-	wdsn := path + "?" + busy + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	// temp_store=MEMORY keeps the statement journal, which every group
+	// commit's savepoints fill, out of a temporary file: it was a tenth of
+	// a start's time in write system calls. The WAL is checkpointed by a
+	// connection of its own (see walCheckpointer), so the writer's
+	// threshold is raised from SQLite's 1,000 pages.
+	wdsn := path + "?" + busy + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(1)" +
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", writerAutoCheckpoint) + "&_txlock=immediate"
 	rdsn := path + "?" + busy + "&_pragma=foreign_keys(1)&_pragma=query_only(1)"
 
 	w, err := sql.Open("sqlite", wdsn)
@@ -212,11 +246,23 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	r.SetMaxIdleConns(cmpOr(opts.MaxIdleConns, maxOpen))
 	r.SetConnMaxLifetime(opts.ConnMaxLifetime)
 
+	interval := opts.CheckpointInterval
+	if interval == 0 {
+		interval = DefaultCheckpointInterval
+	}
+	ckpt, err := startCheckpointer(ctx, path+"?"+busy+"&_pragma=synchronous(NORMAL)", interval)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+
 	wstmts := newStmtCache(w, writeQueries())
 	return &Store{
 		dialect: DialectSQLite,
 		db:      w,
 		rdb:     r,
+		ckpt:    ckpt,
 		wstmts:  wstmts,
 		rstmts:  newStmtCache(r, readQueries()),
 		group:   newGroupCommitter(w, wstmts),
@@ -285,6 +331,11 @@ func (s *Store) Dialect() string { return s.dialect }
 // while calling a method of s, or both wait for each other.
 func (s *Store) DB() *sql.DB { return s.db }
 
+// ReadDB returns the pool plain reads go to: on SQLite a pool of read-only
+// connections beside the single writer, on PostgreSQL the same pool as
+// [Store.DB]. Metrics report its statistics.
+func (s *Store) ReadDB() *sql.DB { return s.rdb }
+
 // Ping reports whether the database answers. It returns EUnavailable if not.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
@@ -308,6 +359,9 @@ func (s *Store) Close() error {
 			s.batch.close()
 		}
 		var errs []error
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.close())
+		}
 		if s.wstmts != nil {
 			errs = append(errs, s.wstmts.close(), s.rstmts.close())
 		}

@@ -58,7 +58,7 @@ func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey
 		// Contended, or a result the optimistic path cannot write: lock.
 	}
 	var saved *phoneverify.Verification
-	err := s.withTx(ctx, op, func(r runner) error {
+	lockedStart := func(r runner) error {
 		var (
 			latestID sql.NullString
 			sends    string
@@ -133,9 +133,19 @@ func (s *Store) StartVerification(ctx context.Context, key phoneverify.NumberKey
 				return mapErr(op, err)
 			}
 		}
+		if err := insertEvents(r, op, res.Events); err != nil {
+			return err
+		}
 		saved = normalVerification(res.Save)
 		return nil
-	})
+	}
+	err := s.withTx(ctx, op, lockedStart)
+	// Rows are locked in one order (the number's, then its latest
+	// verification) everywhere; should PostgreSQL still pick this start to
+	// break a deadlock, nothing was written and it runs again.
+	for try := 0; try < 3 && isDeadlock(err); try++ {
+		err = s.withTx(ctx, op, lockedStart)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -208,13 +218,17 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		return nil, notFound("verification")
 	}
 	if s.dialect == DialectPostgres {
+	optimistic:
 		for range optimisticTries {
-			v, done, err := s.updateOptimistic(ctx, op, ref, apply)
-			if done || err != nil {
+			v, outcome, err := s.updateOptimistic(ctx, op, ref, apply)
+			switch outcome {
+			case outcomeDone:
 				return v, err
+			case outcomeLocked:
+				break optimistic
 			}
 		}
-		// Contended: take the row lock and wait in line.
+		// Contended, or events to record: take the row lock and wait in line.
 	}
 	var out *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
@@ -247,6 +261,11 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 				return err
 			}
 		}
+		if u != nil && (u.Save || u.Register != nil) {
+			if err := insertEvents(r, op, u.Events); err != nil {
+				return err
+			}
+		}
 		out = normalVerification(v)
 		return nil
 	})
@@ -267,17 +286,19 @@ const optimisticTries = 2
 // transaction of its own: the pgBatcher reads the verification, calls
 // apply, and saves with qSwapVerification only if the verification is still
 // as read (a registry entry in the same statement), sharing both round
-// trips and the commit with concurrent callers. done is false if the swap
-// lost to another writer; nothing was written then.
-func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify.VerificationRef, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (out *phoneverify.Verification, done bool, err error) {
+// trips and the commit with concurrent callers. The outcome is
+// outcomeRetry if the swap lost to another writer, or outcomeLocked if the
+// update carries events, which the locked path records; nothing was
+// written then.
+func (s *Store) updateOptimistic(ctx context.Context, op string, ref phoneverify.VerificationRef, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (out *phoneverify.Verification, o outcome, err error) {
 	u := &updateOp{optimistic: optimistic{op: op}, ref: ref, apply: apply}
 	if err := s.batch.do(ctx, u); err != nil {
-		return nil, true, mapErr(op, err)
+		return nil, outcomeDone, mapErr(op, err)
 	}
-	if u.outcome == outcomeRetry {
-		return nil, false, nil
+	if u.outcome != outcomeDone {
+		return nil, u.outcome, nil
 	}
-	return u.out, true, u.err
+	return u.out, outcomeDone, u.err
 }
 
 // wasArgs returns the arguments that name v as read in qSwapVerification
@@ -326,22 +347,17 @@ func updateVerification(r runner, op string, v *phoneverify.Verification, prev i
 
 // ExpireVerifications marks every pending verification whose code expired
 // at or before now as expired, with updated_at now, and returns how many it
-// marked.
+// marked. For those whose service has an event subscription it records
+// verification.expired in the same transaction.
 func (s *Store) ExpireVerifications(ctx context.Context, now time.Time) (int, error) {
 	const op = "expire verifications"
-	r, err := s.writer(ctx)
-	if err != nil {
-		return 0, mapErr(op, err)
-	}
-	res, err := r.exec(qExpireVerifications, unixMilli(now))
-	if err != nil {
-		return 0, mapErr(op, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, mapErr(op, err)
-	}
-	return int(n), nil
+	var n int
+	err := s.withTx(ctx, op, func(r runner) error {
+		var err error
+		n, err = expireWithEvents(r, op, now)
+		return err
+	})
+	return n, err
 }
 
 // VerifiedPhone returns the registry entry of a subject. It returns

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -212,4 +213,45 @@ func testOutboxReceipts(t *testing.T, s phoneverify.Store) {
 			t.Errorf("%s: status %s, want %s", st.name, got, st.wantStatus)
 		}
 	}
+}
+
+// backlogReader is the optional method metrics read the outbox depth with.
+type backlogReader interface {
+	OutboxBacklog(ctx context.Context) (queued int, oldest time.Time, err error)
+}
+
+// testOutboxBacklog: the backlog counts queued messages (new, leased or
+// waiting for a retry) and names the oldest one's creation; sent messages
+// leave it. A store without the method skips.
+func testOutboxBacklog(t *testing.T, s phoneverify.Store) {
+	b, ok := s.(backlogReader)
+	if !ok {
+		t.Skipf("%T has no OutboxBacklog", s)
+	}
+	check := func(wantN int, wantOldest time.Time) {
+		t.Helper()
+		n, oldest, err := b.OutboxBacklog(t.Context())
+		if err != nil {
+			t.Fatalf("OutboxBacklog = %v", err)
+		}
+		if n != wantN || !oldest.Equal(wantOldest) {
+			t.Errorf("OutboxBacklog = %d, %v; want %d, %v", n, oldest, wantN, wantOldest)
+		}
+	}
+	check(0, time.Time{})
+	svc := mustService(t, s, "backlog", false)
+	now := baseTime()
+	mustStartWithMessage(t, s, svc, "+9779800000101", now)
+	mustStartWithMessage(t, s, svc, "+9779800000102", now.Add(time.Minute))
+	check(2, now)
+	o := outboxOf(t, s)
+	claimed := mustClaim(t, o, now.Add(2*time.Minute), time.Minute, 1)
+	if len(claimed) != 1 {
+		t.Fatalf("claimed %d", len(claimed))
+	}
+	check(2, now) // leased, still queued
+	if err := o.FinishMessage(t.Context(), claimed[0], phoneverify.MessageOutcome{Status: phoneverify.MessageSent, Gateway: "test", At: now.Add(2 * time.Minute)}); err != nil {
+		t.Fatalf("FinishMessage = %v", err)
+	}
+	check(1, now.Add(time.Minute))
 }

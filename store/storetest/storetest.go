@@ -15,6 +15,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +87,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"Services", testServices},
 		{"DefaultService", testDefaultService},
 		{"UpdateService", testUpdateService},
+		{"UpdateServiceLimits", testUpdateServiceLimits},
 		{"VerificationNotFound", testVerificationNotFound},
 		{"StartInsert", testStartInsert},
 		{"StartResend", testStartResend},
@@ -105,6 +108,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"OutboxStart", testOutboxStart},
 		{"OutboxClaims", testOutboxClaims},
 		{"OutboxReceipts", testOutboxReceipts},
+		{"OutboxBacklog", testOutboxBacklog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,7 +285,7 @@ func diffService(got, want *phoneverify.Service) string {
 		return fmt.Sprintf("times: got %v/%v, want %v/%v", g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt)
 	}
 	g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if g != w {
+	if !reflect.DeepEqual(g, w) {
 		return fmt.Sprintf("got %+v, want %+v", g, w)
 	}
 	return ""
@@ -391,6 +395,10 @@ func testUpdateService(t *testing.T, s phoneverify.Store) {
 	svc.MaxAttempts = 9
 	svc.Template = "{code}"
 	svc.OneSubjectPerPhone = false
+	// Limits round-trip: set ones (including off), absent ones stay nil.
+	day := phoneverify.Limit{Max: 10, Window: 24 * time.Hour}
+	svc.Limits = phoneverify.ServiceLimits{PerNumberDay: &day, PerIP: &phoneverify.Limit{},
+		BudgetHour: &phoneverify.Limit{Max: 500, Window: time.Hour}, DenyCountries: []string{"CU", "KP"}}
 	svc.UpdatedAt = baseTime().Add(time.Minute)
 	if err := s.UpdateService(ctx, svc); err != nil {
 		t.Fatalf("UpdateService = %v", err)
@@ -410,6 +418,41 @@ func testUpdateService(t *testing.T, s phoneverify.Store) {
 	mustService(t, s, "default", true)
 	svc.IsDefault = true
 	wantCode(t, "UpdateService(second default)", s.UpdateService(ctx, svc), phoneverify.EConflict)
+}
+
+// testUpdateServiceLimits runs where the store is a
+// [phoneverify.ServiceLimitsStore]: the limits are replaced as a whole,
+// the service's other settings are left as they are.
+func testUpdateServiceLimits(t *testing.T, s phoneverify.Store) {
+	ls, ok := s.(phoneverify.ServiceLimitsStore)
+	if !ok {
+		t.Skip("the store is not a ServiceLimitsStore")
+	}
+	ctx := t.Context()
+	svc := mustService(t, s, "limited", false)
+	svc.Limits = phoneverify.ServiceLimits{PerIP: &phoneverify.Limit{Max: 3, Window: time.Minute}, AllowCountries: []string{"NP"}}
+	if err := s.UpdateService(ctx, svc); err != nil {
+		t.Fatalf("UpdateService = %v", err)
+	}
+	for i, l := range []phoneverify.ServiceLimits{
+		{PerSubject: &phoneverify.Limit{}, BudgetDay: &phoneverify.Limit{Max: 900, Window: 24 * time.Hour}, DenyCountries: []string{"CU", "KP"}},
+		{}, // every limit back to the default, no country list
+	} {
+		at := baseTime().Add(time.Duration(i+1) * time.Hour)
+		if err := ls.UpdateServiceLimits(ctx, svc.ID, &l, at); err != nil {
+			t.Fatalf("UpdateServiceLimits #%d = %v", i, err)
+		}
+		want := *svc
+		want.Limits, want.UpdatedAt = l, at
+		got, err := s.Service(ctx, svc.ID)
+		if err != nil {
+			t.Fatalf("Service = %v", err)
+		}
+		if d := diffService(got, &want); d != "" {
+			t.Errorf("Service after UpdateServiceLimits #%d: %s", i, d)
+		}
+	}
+	wantCode(t, "UpdateServiceLimits(unknown)", ls.UpdateServiceLimits(ctx, "nope", &phoneverify.ServiceLimits{}, baseTime()), phoneverify.ENotFound)
 }
 
 func testVerificationNotFound(t *testing.T, s phoneverify.Store) {
@@ -919,7 +962,8 @@ func testAPIKeys(t *testing.T, s phoneverify.Store) {
 		ID: newID(), ServiceID: svc.ID, Name: "ci", Prefix: "pv_abc", Hash: newHash(),
 		Scopes: []string{"verifications:write", "tokens:read"}, CreatedAt: baseTime(), LastUsedAt: &used,
 	}
-	older := &phoneverify.APIKey{ID: newID(), ServiceID: svc.ID, Name: "old", Prefix: "pv_old", Hash: newHash(), CreatedAt: baseTime().Add(-time.Hour)}
+	older := &phoneverify.APIKey{ID: newID(), ServiceID: svc.ID, Name: "old", Prefix: "pv_old", Hash: newHash(), CreatedAt: baseTime().Add(-time.Hour),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}}
 	for _, k := range []*phoneverify.APIKey{newer, older} {
 		if err := s.CreateAPIKey(ctx, k); err != nil {
 			t.Fatalf("CreateAPIKey(%s) = %v", k.Name, err)
@@ -956,6 +1000,32 @@ func testAPIKeys(t *testing.T, s phoneverify.Store) {
 	}
 	wantCode(t, "RevokeAPIKey(unknown)", s.RevokeAPIKey(ctx, "nope", at), phoneverify.ENotFound)
 
+	// TouchAPIKey writes only a stale last use: once per interval.
+	touches := []struct {
+		name            string
+		at, staleBefore time.Time
+		want            time.Time
+	}{
+		{"first use", baseTime().Add(2 * time.Hour), baseTime().Add(2*time.Hour - time.Minute), baseTime().Add(2 * time.Hour)},
+		{"within the interval", baseTime().Add(2*time.Hour + 30*time.Second), baseTime().Add(2*time.Hour - 30*time.Second), baseTime().Add(2 * time.Hour)},
+		{"after the interval", baseTime().Add(2*time.Hour + 61*time.Second), baseTime().Add(2*time.Hour + time.Second), baseTime().Add(2*time.Hour + 61*time.Second)},
+	}
+	for _, tc := range touches {
+		if err := s.TouchAPIKey(ctx, older.ID, tc.at, tc.staleBefore); err != nil {
+			t.Fatalf("TouchAPIKey(%s) = %v", tc.name, err)
+		}
+		got, err := s.APIKeyByHash(ctx, older.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(tc.want) {
+			t.Errorf("%s: LastUsedAt = %v, want %v", tc.name, got.LastUsedAt, tc.want)
+		}
+	}
+	if err := s.TouchAPIKey(ctx, "nope", at, at); err != nil {
+		t.Errorf("TouchAPIKey(unknown) = %v, want nil", err)
+	}
+
 	dup := *older
 	dup.ID = newID()
 	wantCode(t, "CreateAPIKey(same hash)", s.CreateAPIKey(ctx, &dup), phoneverify.EConflict)
@@ -971,6 +1041,9 @@ func diffAPIKey(got, want *phoneverify.APIKey) string {
 	}
 	if !bytes.Equal(got.Hash, want.Hash) {
 		d = append(d, "hash differs")
+	}
+	if !slices.Equal(got.AllowedIPs, want.AllowedIPs) {
+		d = append(d, fmt.Sprintf("allowed IPs: got %v, want %v", got.AllowedIPs, want.AllowedIPs))
 	}
 	if !slices.Equal(got.Scopes, want.Scopes) {
 		d = append(d, fmt.Sprintf("scopes: got %q, want %q", got.Scopes, want.Scopes))
