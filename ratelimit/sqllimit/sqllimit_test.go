@@ -39,29 +39,40 @@ func TestConformance(t *testing.T) {
 		{"SQLite", sqliteURL},
 		{"Postgres", testenv.NewPostgresDatabase},
 	}
+	// New runs each statement on its own; NewOnStore runs them through
+	// the store (on SQLite inside its group commit).
+	constructors := []struct {
+		name string
+		make func(st *store.Store, opts sqllimit.Options) *sqllimit.Limiter
+	}{
+		{"DB", func(st *store.Store, opts sqllimit.Options) *sqllimit.Limiter { return sqllimit.New(st.DB(), opts) }},
+		{"Store", sqllimit.NewOnStore},
+	}
 	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			t.Parallel()
-			limitertest.Run(t,
-				func(t *testing.T, clock *limitertest.Clock) pv.Limiter {
-					return sqllimit.New(mustStore(t, d.url(t)).DB(), sqllimit.Options{Now: clock.Now})
-				},
-				// Two stores on one database stand for two nodes.
-				limitertest.WithPair(func(t *testing.T, clock *limitertest.Clock) (a, b pv.Limiter) {
-					url := d.url(t)
-					a = sqllimit.New(mustStore(t, url).DB(), sqllimit.Options{Now: clock.Now})
-					b = sqllimit.New(mustStore(t, url).DB(), sqllimit.Options{Now: clock.Now})
-					return a, b
-				}),
-			)
-		})
+		for _, c := range constructors {
+			t.Run(d.name+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				limitertest.Run(t,
+					func(t *testing.T, clock *limitertest.Clock) pv.Limiter {
+						return c.make(mustStore(t, d.url(t)), sqllimit.Options{Now: clock.Now})
+					},
+					// Two stores on one database stand for two nodes.
+					limitertest.WithPair(func(t *testing.T, clock *limitertest.Clock) (a, b pv.Limiter) {
+						url := d.url(t)
+						a = c.make(mustStore(t, url), sqllimit.Options{Now: clock.Now})
+						b = c.make(mustStore(t, url), sqllimit.Options{Now: clock.Now})
+						return a, b
+					}),
+				)
+			})
+		}
 	}
 }
 
 func TestSweep(t *testing.T) {
 	t.Parallel()
 	clock := limitertest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := sqllimit.New(mustStore(t, sqliteURL(t)).DB(), sqllimit.Options{Now: clock.Now})
+	l := sqllimit.NewOnStore(mustStore(t, sqliteURL(t)), sqllimit.Options{Now: clock.Now})
 	short, long := pv.Limit{Max: 2, Window: time.Minute}, pv.Limit{Max: 2, Window: time.Hour}
 	for _, key := range []string{"a", "b"} {
 		if _, err := l.Allow(t.Context(), key, short); err != nil {
