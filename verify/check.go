@@ -72,10 +72,13 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 	if err := validateBindings(req.Subject, req.Amount, req.Payee); err != nil {
 		return nil, err
 	}
+	if err := e.guardCheck(ctx, svc, ref); err != nil {
+		return nil, err
+	}
 
 	now := e.Now()
 	var outcome error
-	v, err := e.store.UpdateVerification(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
+	v, err := e.updateVerification(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
 		outcome = nil // a store may run apply again after a conflict
 		if err := closedError(v, now); err != nil {
 			if v.Status == pv.StatusPending { // lazily expired: record it
@@ -132,6 +135,11 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 		return nil, notFoundParam(err, param)
 	}
 	if outcome != nil {
+		if v.Status == pv.StatusExpired {
+			e.observer.Finished(v)
+		} else {
+			e.observer.Checked(v, false)
+		}
 		e.log.InfoContext(ctx, "verification check refused", "verification_id", v.ID, "reason", pv.ErrorCode(outcome),
 			"attempts", v.Attempts, "status", v.Status)
 		return nil, outcome
@@ -145,8 +153,32 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 	if err != nil {
 		return nil, err
 	}
+	e.observer.Checked(v, true)
+	e.countFraudConversion(ctx, v)
 	e.log.InfoContext(ctx, "verification approved", "verification_id", v.ID, "to", phone.Mask(v.To), "attempts", v.Attempts)
 	return &CheckResult{Verification: v, Token: tok, TokenExpiresAt: claims.ExpiresAt}, nil
+}
+
+// guardCheck applies the per-number failed-check cap ([Engine.guardChecks])
+// to the number a check names. A check by id reads the verification first
+// for its number; one that can no longer be checked compares nothing, so it
+// takes no slot (its final status does not change).
+func (e *Engine) guardCheck(ctx context.Context, svc *pv.Service, ref pv.VerificationRef) error {
+	if e.limiter == nil || e.effectiveLimits(svc).FailedChecks.Off() {
+		return nil
+	}
+	e164 := ref.Phone
+	if ref.ID != "" {
+		v, err := e.store.Verification(ctx, svc.ID, ref.ID)
+		if err != nil {
+			return notFoundParam(err, "id")
+		}
+		if closedError(v, e.Now()) != nil {
+			return nil
+		}
+		e164 = v.To
+	}
+	return e.guardChecks(ctx, svc, e164)
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
@@ -201,14 +233,18 @@ func (e *Engine) Cancel(ctx context.Context, serviceID, id string) (*pv.Verifica
 		return nil, pv.ParamErrorf(pv.ENotFound, "id", "No verification has this id.")
 	}
 	now := e.Now()
-	v, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, ID: id}, func(v *pv.Verification) (*pv.Update, error) {
+	v, err := e.updateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, ID: id}, func(v *pv.Verification) (*pv.Update, error) {
 		if err := closedError(v, now); err != nil {
 			return nil, err
 		}
 		v.Status, v.UpdatedAt = pv.StatusCanceled, now
 		return &pv.Update{Save: true}, nil
 	})
-	return v, notFoundParam(err, "id")
+	if err != nil {
+		return nil, notFoundParam(err, "id")
+	}
+	e.observer.Finished(v)
+	return v, nil
 }
 
 // notFoundParam names the parameter that matched nothing, so a client knows
@@ -224,9 +260,15 @@ func notFoundParam(err error, param string) error {
 	return &pv.Error{Code: pv.ENotFound, Param: param, Message: msg, Err: err}
 }
 
-// ExpireDue records as expired every pending verification whose code lapsed.
+// ExpireDue records as expired every pending verification whose code
+// lapsed (the store records verification.expired for those of services
+// with subscriptions) and wakes the event workers if it expired any.
 func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
-	return e.store.ExpireVerifications(ctx, e.Now())
+	n, err := e.store.ExpireVerifications(ctx, e.Now())
+	if err == nil && n > 0 && e.events != nil {
+		e.eventsNotify()
+	}
+	return n, err
 }
 
 // Introspect checks a proof and returns its claims. Returns EInvalidToken when

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/ratelimit/memory"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
-func withLimits(limits verify.StartLimits) func(*verify.Config, *clock) {
-	return func(cfg *verify.Config, c *clock) {
+func withLimits(limits verify.StartLimits) func(*verify.Config, *testenv.Clock) {
+	return func(cfg *verify.Config, c *testenv.Clock) {
 		cfg.Limiter = memory.New(memory.Options{Now: c.Now})
 		cfg.StartLimits = limits
 	}
@@ -133,7 +134,7 @@ func (failingLimiter) Allow(context.Context, string, pv.Limit) (pv.Decision, err
 // TestStartLimiterDownFailsClosed: no limiter, no send.
 func TestStartLimiterDownFailsClosed(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil, func(cfg *verify.Config, _ *clock) {
+	h := newHarness(t, nil, func(cfg *verify.Config, _ *testenv.Clock) {
 		cfg.Limiter = failingLimiter{}
 		cfg.StartLimits.PerIP = pv.Limit{Max: 30, Window: 10 * time.Minute}
 	})

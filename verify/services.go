@@ -35,9 +35,11 @@ func (e *Engine) features(ctx context.Context, serviceID string) (*pv.ServiceFea
 // service settings, for the start path.
 func (e *Engine) cachedServiceFeatures(ctx context.Context, serviceID string) (*pv.ServiceFeatures, error) {
 	now := time.Now()
+	var gen uint64
 	if e.cacheTTL > 0 {
 		e.mu.Lock()
 		c, ok := e.featureCache[serviceID]
+		gen = e.serviceGen
 		e.mu.Unlock()
 		if ok && now.Before(c.expires) {
 			return c.f, nil
@@ -49,7 +51,9 @@ func (e *Engine) cachedServiceFeatures(ctx context.Context, serviceID string) (*
 	}
 	if e.cacheTTL > 0 {
 		e.mu.Lock()
-		e.featureCache[serviceID] = cachedFeatures{f: f, expires: now.Add(e.cacheTTL)}
+		if e.serviceGen == gen {
+			e.featureCache[serviceID] = cachedFeatures{f: f, expires: now.Add(e.cacheTTL)}
+		}
 		e.mu.Unlock()
 	}
 	return f, nil
@@ -262,7 +266,7 @@ func (e *Engine) Approve(ctx context.Context, serviceID, id string) (*pv.Verific
 		return nil, pv.ParamErrorf(pv.EInvalidRequest, "status", "Only services with custom codes enabled may approve a verification without a check.")
 	}
 	now := e.Now()
-	v, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, ID: id}, func(v *pv.Verification) (*pv.Update, error) {
+	v, err := e.updateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, ID: id}, func(v *pv.Verification) (*pv.Update, error) {
 		if err := closedError(v, now); err != nil {
 			return nil, err
 		}
@@ -276,6 +280,7 @@ func (e *Engine) Approve(ctx context.Context, serviceID, id string) (*pv.Verific
 	if err != nil {
 		return nil, notFoundParam(err, "id")
 	}
+	e.observer.Checked(v, true)
 	e.log.InfoContext(ctx, "verification approved without a check", "verification_id", v.ID)
 	return v, nil
 }
@@ -314,7 +319,7 @@ func (e *Engine) Latest(ctx context.Context, serviceID, raw string) (*pv.Verific
 	}
 	// The store reads the newest verification of a number only under its
 	// lock; nothing is written.
-	v, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, Phone: num.E164},
+	v, err := e.updateVerification(ctx, pv.VerificationRef{ServiceID: serviceID, Phone: num.E164},
 		func(*pv.Verification) (*pv.Update, error) { return &pv.Update{}, nil })
 	if err != nil {
 		return nil, notFoundParam(err, "to")

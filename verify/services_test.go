@@ -225,7 +225,7 @@ func TestCompatKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, account, err := h.e.AuthenticateCompat(ctx, tt.user, tt.pass)
+			got, account, err := h.e.AuthenticateCompat(ctx, tt.user, tt.pass, "")
 			if !tt.ok {
 				wantCode(t, err, pv.EUnauthorized)
 				return
@@ -238,6 +238,6 @@ func TestCompatKeys(t *testing.T) {
 	if err := h.e.RevokeAPIKey(ctx, k.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = h.e.AuthenticateCompat(ctx, creds.APIKeySID, creds.Secret)
+	_, _, err = h.e.AuthenticateCompat(ctx, creds.APIKeySID, creds.Secret, "")
 	wantCode(t, err, pv.EUnauthorized)
 }

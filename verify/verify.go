@@ -1,6 +1,17 @@
 // Package verify is the verification engine: start, resend, check, cancel and
 // expire. Every rule of verification lives here, once; stores only make the
 // engine's decisions atomic, and adapters (HTTP APIs, CLI) only translate.
+//
+// An [Engine] is built from a store (package store), a server secret
+// (otp.NewHasher, otp.NewSealer) and a token.Keyring; see [Config]. It is
+// used directly by Go programs ([Engine.Start], [Engine.Check],
+// [Engine.Cancel], …) and by the HTTP APIs. Messages are not sent by the
+// engine: a start commits its message to the durable outbox, which the
+// outbox package's workers deliver through a [phoneverify.Sender]. Package
+// server wires all of it for programs that embed phoneverify.
+//
+// Errors are [phoneverify.Error] values with stable codes (invalid_request,
+// incorrect_code, …): match on [phoneverify.ErrorCode].
 package verify
 
 import (
@@ -38,6 +49,12 @@ type Config struct {
 	// the outbox, to wake the workers that deliver it (outbox.Dispatcher's
 	// Notify). Workers on other nodes find it by polling.
 	Notify func()
+	// EventsNotify, when set, is called after a change on this node has
+	// committed events (a start, check, approval, cancel or failure, an
+	// expiry sweep), to wake the workers that post them
+	// (events.Dispatcher's Notify). Event workers on other nodes find them
+	// by polling.
+	EventsNotify func()
 	// DefaultRegion lets national numbers (no country code) parse, e.g. "NP".
 	DefaultRegion string
 	// TestNumbers maps E.164 numbers to fixed codes; nothing is sent to them.
@@ -61,10 +78,20 @@ type Config struct {
 	Limiter pv.Limiter
 	// StartLimits are the limits Limiter enforces; a zero Limit is off.
 	StartLimits StartLimits
+	// Observer is told each committed decision and each refusal (metrics);
+	// default: nothing.
+	Observer pv.Observer
+	// Events keeps event subscriptions and records events; default: Store,
+	// if it is also a [pv.EventStore]. Without one no event is recorded.
+	Events pv.EventStore
+	// Fraud, when set and the store is a [pv.FraudStore], turns on fraud
+	// protection (SMS pumping); nil leaves it off.
+	Fraud *FraudConfig
 }
 
-// StartLimits are the limits on starts, each keyed by what it protects, per
-// service.
+// StartLimits are the server-wide default limits, each keyed by what it
+// protects, per service. A service's own [pv.ServiceLimits] replaces any of
+// them; a zero Limit is off.
 type StartLimits struct {
 	// PerIP limits the starts from one client address: an IPv4 address,
 	// or the /64 of an IPv6 address (one subscriber's usual allocation,
@@ -73,6 +100,19 @@ type StartLimits struct {
 	// PerCountry limits the starts for numbers of one country, a guard
 	// against SMS pumping to expensive destinations.
 	PerCountry pv.Limit
+	// PerNumberDay limits the codes sent to one number over a long window
+	// (e.g. 10/24h), beside the service's short SendWindow. It is kept in
+	// the number's row with the send window, so it costs no limiter call.
+	PerNumberDay pv.Limit
+	// PerSubject limits the starts that name one subject.
+	PerSubject pv.Limit
+	// BudgetHour and BudgetDay are each service's SMS budget; reaching one
+	// trips the service's breaker (see [Engine.Start]).
+	BudgetHour pv.Limit
+	BudgetDay  pv.Limit
+	// FailedChecks limits the codes compared for one number across all its
+	// verifications (see [Engine.Check]).
+	FailedChecks pv.Limit
 }
 
 // Engine runs verifications.
@@ -80,6 +120,7 @@ type Engine struct {
 	store         pv.Store
 	sealer        *otp.Sealer
 	notify        func()
+	eventsNotify  func()
 	hasher        *otp.Hasher
 	keys          *token.Keyring
 	defaultRegion string
@@ -91,13 +132,35 @@ type Engine struct {
 	bootstrapKey     string
 	defaultServiceID string
 
-	limiter pv.Limiter
-	limits  StartLimits
+	limiter  pv.Limiter
+	limits   StartLimits
+	observer pv.Observer
+	// breakers holds, per service and budget, until when this node knows
+	// the budget is spent (it refuses without asking the limiter) and when
+	// it last raised the alert.
+	breakerMu sync.Mutex
+	breakers  map[string]breaker
+	events    pv.EventStore
+	fraud     *fraudGuard
 
 	cacheTTL     time.Duration
 	mu           sync.Mutex
 	services     map[string]cachedService
 	featureCache map[string]cachedFeatures
+	// serviceGen (under mu) counts [Engine.ForgetService] calls, so that
+	// a service or its features read from the store across a change made
+	// through this engine is returned but not cached: otherwise a start
+	// that read the old settings just before the change could put them
+	// back in the cache for the rest of cacheTTL.
+	serviceGen uint64
+	// subscribed caches [Engine.Subscribed]; subscribedGen (under mu)
+	// counts the changes made through this engine, so that an answer
+	// read across one is not cached. The cache runs on cacheClock, the
+	// wall clock (tests replace it), not on the engine's clock, which
+	// tests freeze or move by days.
+	subscribed    *ttlCache[bool]
+	subscribedGen uint64
+	cacheClock    func() time.Time
 }
 
 type cachedFeatures struct {
@@ -122,6 +185,7 @@ func New(cfg Config) (*Engine, error) {
 		store:         cfg.Store,
 		sealer:        cfg.Sealer,
 		notify:        cfg.Notify,
+		eventsNotify:  cfg.EventsNotify,
 		hasher:        cfg.Hasher,
 		keys:          cfg.Keys,
 		defaultRegion: strings.ToUpper(cfg.DefaultRegion),
@@ -135,20 +199,29 @@ func New(cfg Config) (*Engine, error) {
 		featureCache:  map[string]cachedFeatures{},
 		limiter:       cfg.Limiter,
 		limits:        cfg.StartLimits,
+		observer:      cfg.Observer,
+		breakers:      map[string]breaker{},
+		events:        cfg.Events,
+		subscribed:    newTTLCache[bool](),
+		cacheClock:    time.Now,
+		fraud:         newFraudGuard(cfg.Fraud, cfg.Store),
 	}
-	for _, l := range []struct {
-		name  string
-		limit pv.Limit
-	}{{"per-IP", cfg.StartLimits.PerIP}, {"per-country", cfg.StartLimits.PerCountry}} {
+	if e.events == nil {
+		e.events, _ = cfg.Store.(pv.EventStore)
+	}
+	for _, l := range cfg.StartLimits.named() {
 		if l.limit.Off() {
 			continue
 		}
 		if err := l.limit.Validate(); err != nil {
-			return nil, fmt.Errorf("verify: %s start limit: %w", l.name, err)
+			return nil, fmt.Errorf("verify: %s limit: %w", l.name, err)
 		}
-		if cfg.Limiter == nil {
-			return nil, fmt.Errorf("verify: a %s start limit needs a Limiter", l.name)
+		if cfg.Limiter == nil && l.name != "per_number_day" {
+			return nil, fmt.Errorf("verify: the %s limit needs a Limiter", l.name)
 		}
+	}
+	if l := cfg.StartLimits; (!l.BudgetHour.Off() && l.BudgetHour.Window != time.Hour) || (!l.BudgetDay.Off() && l.BudgetDay.Window != 24*time.Hour) {
+		return nil, errors.New("verify: the SMS budgets count per 1h and per 24h")
 	}
 	for num, code := range cfg.TestNumbers {
 		if !strings.HasPrefix(num, "+") || !otp.ValidFormat(code, len(code)) || len(code) < pv.MinCodeLength || len(code) > pv.MaxCodeLength {
@@ -168,6 +241,12 @@ func New(cfg Config) (*Engine, error) {
 	if e.notify == nil {
 		e.notify = func() {}
 	}
+	if e.eventsNotify == nil {
+		e.eventsNotify = func() {}
+	}
+	if e.observer == nil {
+		e.observer = pv.NopObserver{}
+	}
 	if e.cacheTTL == 0 {
 		e.cacheTTL = 2 * time.Second
 	}
@@ -177,10 +256,22 @@ func New(cfg Config) (*Engine, error) {
 // Now returns the engine's current time.
 func (e *Engine) Now() time.Time { return e.now().UTC() }
 
-// NewID returns a Twilio-style id: a two-letter prefix and 32 hex digits.
+// NewID returns a Twilio-style id: prefix, then 32 hex digits — 48 bits of the
+// engine's clock in milliseconds, then 80 random bits. Ids made later sort
+// later, so that inserting a verification, its message and its send
+// attempt appends to the right edge of each B-tree index instead of
+// dirtying a random page of each: on SQLite every dirty page is a WAL frame
+// written at commit, and random ids made a start write several more. The
+// random part keeps ids unguessable; they are not secrets either way (a
+// check needs the code and an API key).
 func (e *Engine) NewID(prefix string) (string, error) {
 	var b [16]byte
-	if _, err := io.ReadFull(e.random, b[:]); err != nil {
+	ms := uint64(e.now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := io.ReadFull(e.random, b[6:]); err != nil {
 		return "", fmt.Errorf("verify: new id: %w", err)
 	}
 	return prefix + hex.EncodeToString(b[:]), nil
@@ -190,9 +281,11 @@ func (e *Engine) NewID(prefix string) (string, error) {
 // Returns ENotFound if there is no such service.
 func (e *Engine) Service(ctx context.Context, id string) (*pv.Service, error) {
 	now := time.Now()
+	var gen uint64
 	if e.cacheTTL > 0 {
 		e.mu.Lock()
 		c, ok := e.services[id]
+		gen = e.serviceGen
 		e.mu.Unlock()
 		if ok && now.Before(c.expires) {
 			return c.svc, nil
@@ -204,17 +297,21 @@ func (e *Engine) Service(ctx context.Context, id string) (*pv.Service, error) {
 	}
 	if e.cacheTTL > 0 {
 		e.mu.Lock()
-		e.services[id] = cachedService{svc: svc, expires: now.Add(e.cacheTTL)}
+		if e.serviceGen == gen {
+			e.services[id] = cachedService{svc: svc, expires: now.Add(e.cacheTTL)}
+		}
 		e.mu.Unlock()
 	}
 	return svc, nil
 }
 
-// ForgetService drops a service from the cache after its settings changed.
+// ForgetService drops a service from the cache after its settings changed,
+// and keeps reads that were in flight across the change out of it.
 func (e *Engine) ForgetService(id string) {
 	e.mu.Lock()
 	delete(e.services, id)
 	delete(e.featureCache, id)
+	e.serviceGen++
 	e.mu.Unlock()
 }
 
@@ -239,6 +336,10 @@ type StartRequest struct {
 	// ClientIP is the address of the client that asked, for the per-IP
 	// limit; empty skips that limit (library use with no client).
 	ClientIP string
+	// SkipRiskCheck skips fraud protection (not the rate limits) for this
+	// start: risk_check "disable", which the caller must only honour for a
+	// key holding [ScopeRiskCheckOverride] ([RiskCheck] decides).
+	SkipRiskCheck bool
 }
 
 // Number parses raw into E.164 and checks that it can receive SMS.
@@ -308,33 +409,64 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	if err != nil {
 		return nil, err
 	}
+	testCode, isTest := e.testNumbers[num.E164]
+	// Geo permissions come before anything is counted or queued.
+	if !isTest && !svc.Limits.CountryAllowed(num.Region) {
+		e.observer.Refused(svc.ID, "geo")
+		e.log.InfoContext(ctx, "start refused: country not allowed", "service_id", svc.ID, "to", phone.Mask(num.E164), "country", num.Region)
+		return nil, pv.ParamErrorf(pv.ECountryNotAllowed, "to", "This service does not send codes to numbers in this country (%s).", num.Region)
+	}
 	ext, err := e.prepareStart(ctx, svc, &req)
 	if err != nil {
 		return nil, err
 	}
-	testCode, isTest := e.testNumbers[num.E164]
+	limits := e.effectiveLimits(svc)
 	// Outside the transaction: a limiter round trip must not hold the
 	// number's lock (nor, on SQLite, the single writer).
-	if err := e.checkStartLimits(ctx, svc.ID, req.ClientIP, num.Region); err != nil {
+	if err := e.checkStartLimits(ctx, svc.ID, limits, req, num.Region, isTest); err != nil {
+		return nil, err
+	}
+	fs, err := e.checkFraud(ctx, svc.ID, num, &req, isTest)
+	if err != nil {
 		return nil, err
 	}
 
 	now := e.Now()
+	subscribed := e.Subscribed(ctx, svc.ID)
 	key := pv.NumberKey{ServiceID: svc.ID, Phone: num.E164, Subject: req.Subject}
+	var resent bool
 	v, err := e.store.StartVerification(ctx, key, func(st *pv.StartState) (*pv.StartResult, error) {
+		resent = false // a store may run decide again after a conflict
 		if err := checkRegistry(svc, req.Subject, num.E164, st); err != nil {
 			return nil, err
 		}
-		recent := sendsWithin(st.Sends, now, svc.SendWindow)
-		if len(recent) >= svc.MaxSends {
-			wait := recent[len(recent)-svc.MaxSends].Add(svc.SendWindow).Sub(now)
-			return nil, &pv.Error{Code: pv.ETooManyRequests, Param: "to", RetryAfter: ceilSecond(wait),
-				Message: fmt.Sprintf("Too many codes were sent to this number: at most %d per %s.", svc.MaxSends, svc.SendWindow)}
+		// The number's row keeps the sends of the longer of its two
+		// windows; both limits are decided here, under its lock.
+		keep := svc.SendWindow
+		if day := limits.PerNumberDay; !day.Off() && day.Window > keep {
+			keep = day.Window
 		}
-		res := &pv.StartResult{Sends: append(recent, now)}
+		kept := sendsWithin(st.Sends, now, keep)
+		for _, l := range []struct {
+			reason string
+			limit  pv.Limit
+		}{{"per_number", pv.Limit{Max: svc.MaxSends, Window: svc.SendWindow}}, {"per_number_day", limits.PerNumberDay}} {
+			if l.limit.Off() {
+				continue
+			}
+			recent := sendsWithin(kept, now, l.limit.Window)
+			if len(recent) >= l.limit.Max {
+				wait := recent[len(recent)-l.limit.Max].Add(l.limit.Window).Sub(now)
+				e.observer.Refused(svc.ID, l.reason)
+				return nil, &pv.Error{Code: pv.ETooManyRequests, Param: "to", RetryAfter: ceilSecond(wait),
+					Message: fmt.Sprintf("Too many codes were sent to this number: at most %d per %s.", l.limit.Max, l.limit.Window)}
+			}
+		}
+		res := &pv.StartResult{Sends: append(kept, now)}
 		latest := st.Latest
 		resend := latest != nil && latest.StatusAt(now) == pv.StatusPending &&
 			latest.Subject == req.Subject && latest.Amount == req.Amount && latest.Payee == req.Payee
+		resent = resend
 		if latest != nil && !resend && latest.Status == pv.StatusPending {
 			closed := *latest
 			closed.Status = pv.StatusCanceled
@@ -395,6 +527,9 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 		if res.Attempt, err = e.sendAttempt(&next); err != nil {
 			return nil, err
 		}
+		if subscribed {
+			res.Events = startEvents(res, now)
+		}
 		return res, nil
 	})
 	if err != nil {
@@ -402,8 +537,13 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*pv.Verification,
 	}
 	e.log.InfoContext(ctx, "verification started", "verification_id", v.ID, "service_id", v.ServiceID,
 		"to", phone.Mask(v.To), "country", v.Country, "send_count", v.SendCount, "test_number", isTest)
+	e.observer.Started(v, resent)
+	e.countFraudSend(ctx, fs, v)
 	if !isTest {
 		e.notify()
+	}
+	if subscribed {
+		e.eventsNotify()
 	}
 	return v, nil
 }
@@ -434,7 +574,7 @@ func (e *Engine) newMessage(v *pv.Verification, body, code string, now time.Time
 func (e *Engine) FailDelivery(ctx context.Context, m *pv.OutboxMessage) error {
 	now := e.Now()
 	failed := false
-	_, err := e.store.UpdateVerification(ctx, pv.VerificationRef{ServiceID: m.ServiceID, ID: m.VerificationID},
+	_, err := e.updateVerification(ctx, pv.VerificationRef{ServiceID: m.ServiceID, ID: m.VerificationID},
 		func(cur *pv.Verification) (*pv.Update, error) {
 			if cur.Status != pv.StatusPending || cur.SendCount != m.SendCount {
 				return &pv.Update{}, nil
@@ -449,41 +589,8 @@ func (e *Engine) FailDelivery(ctx context.Context, m *pv.OutboxMessage) error {
 	}
 	e.log.WarnContext(ctx, "verification failed: message not delivered", "verification_id", m.VerificationID,
 		"message_id", m.ID, "to", phone.Mask(m.To))
-	return nil
-}
-
-// checkStartLimits applies the per-IP and per-country limits. A limiter that
-// cannot be reached refuses the start (EUnavailable): sends cost money, so
-// an outage must not lift the limits.
-func (e *Engine) checkStartLimits(ctx context.Context, serviceID, clientIP, country string) error {
-	if e.limiter == nil {
-		return nil
-	}
-	checks := []struct {
-		kind, value string
-		limit       pv.Limit
-		msg         string
-	}{
-		{"ip", ipKey(clientIP), e.limits.PerIP, "Too many verifications were started from this IP address"},
-		{"country", country, e.limits.PerCountry, "Too many verifications were started for numbers in this country"},
-	}
-	for _, c := range checks {
-		if c.limit.Off() || c.value == "" {
-			continue
-		}
-		d, err := e.limiter.Allow(ctx, "start:"+c.kind+":"+serviceID+":"+c.value, c.limit)
-		if err != nil {
-			if pv.ErrorCode(err) == pv.EUnavailable {
-				e.log.WarnContext(ctx, "rate limiter unavailable; start refused", "limit", c.kind, "error", err)
-			}
-			return err
-		}
-		if !d.Allowed {
-			e.log.InfoContext(ctx, "start rate-limited", "service_id", serviceID, "limit", c.kind, "retry_after", d.RetryAfter)
-			return &pv.Error{Code: pv.ETooManyRequests, RetryAfter: ceilSecond(d.RetryAfter),
-				Message: fmt.Sprintf("%s (%s limit: at most %d per %s).", c.msg, c.kind, c.limit.Max, c.limit.Window)}
-		}
-	}
+	e.observer.Finished(&pv.Verification{ID: m.VerificationID, ServiceID: m.ServiceID, To: m.To,
+		Country: m.Country, Status: pv.StatusFailed, UpdatedAt: now})
 	return nil
 }
 

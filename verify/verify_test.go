@@ -17,19 +17,6 @@ import (
 	"github.com/phoneverify/phoneverify/verify"
 )
 
-// clock is a settable time source so expiry and limits are tested without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // phoneSim records what a phone would receive; it can be told to fail.
 type phoneSim struct {
 	mu   sync.Mutex
@@ -64,7 +51,7 @@ func (p *phoneSim) count() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.
 // running node would.
 type harness struct {
 	e      *verify.Engine
-	clock  *clock
+	clock  *testenv.Clock
 	phone  *phoneSim
 	outbox *outbox.Dispatcher
 	svc    *pv.Service
@@ -103,7 +90,7 @@ const (
 
 // newHarness starts an engine on a real SQLite file; tweak adjusts the default
 // service before it is created.
-func newHarness(t *testing.T, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
+func newHarness(t *testing.T, tweak func(*pv.Service), configure ...func(*verify.Config, *testenv.Clock)) *harness {
 	t.Helper()
 	return newHarnessOn(t, "", tweak, configure...)
 }
@@ -118,7 +105,7 @@ func forEachStore(t *testing.T, test func(t *testing.T, dbURL string)) {
 
 // newHarnessOn is newHarness on the database at dbURL, or on a new SQLite
 // file if dbURL is empty.
-func newHarnessOn(t *testing.T, dbURL string, tweak func(*pv.Service), configure ...func(*verify.Config, *clock)) *harness {
+func newHarnessOn(t *testing.T, dbURL string, tweak func(*pv.Service), configure ...func(*verify.Config, *testenv.Clock)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	if dbURL == "" {
@@ -133,7 +120,7 @@ func newHarnessOn(t *testing.T, dbURL string, tweak func(*pv.Service), configure
 		t.Fatal(err)
 	}
 	secret := bytes.Repeat([]byte("k"), 32)
-	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	hasher, _ := otp.NewHasher(secret)
 	keys, err := token.NewKeyring(ctx, st, secret, c.Now(), token.Options{})
 	if err != nil {
