@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,38 +23,12 @@ import (
 	"github.com/phoneverify/phoneverify/verify"
 )
 
-// clock is a settable time source: leases, backoff and lifetimes are
-// tested without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// dialects runs fn as a subtest on a fresh SQLite file and on a PostgreSQL
-// database of its own.
-func dialects(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		fn(t, "sqlite:"+filepath.Join(t.TempDir(), "pv.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		fn(t, testenv.NewPostgresDatabase(t))
-	})
-}
-
 // env is an engine on a real store with the sealer its workers need.
 type env struct {
 	store  *store.Store
 	engine *verify.Engine
 	sealer *otp.Sealer
-	clock  *clock
+	clock  *testenv.Clock
 	svc    *pv.Service
 	n      atomic.Int32
 }
@@ -72,7 +45,7 @@ func newEnv(t testing.TB, url string, tweak func(*pv.Service)) *env {
 		t.Fatal(err)
 	}
 	secret := bytes.Repeat([]byte("o"), 32)
-	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	hasher, _ := otp.NewHasher(secret)
 	sealer, _ := otp.NewSealer(secret)
 	keys, err := token.NewKeyring(ctx, st, secret, c.Now(), token.Options{})

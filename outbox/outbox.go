@@ -80,6 +80,18 @@ type Config struct {
 	// Logger gets a line per failed try and per message given up; numbers
 	// are masked and codes never logged. Default: discard.
 	Logger *slog.Logger
+	// Subscribed, when set, reports whether a service has event
+	// subscriptions ([verify.Engine.Subscribed]); a sent or failed message
+	// of such a service records message.delivered or message.failed with
+	// its outcome, in the same transaction.
+	Subscribed func(ctx context.Context, serviceID string) bool
+	// EventsNotify, when set, is called after an outcome was recorded with
+	// its message event, to wake the workers that post events
+	// (events.Dispatcher's Notify); other nodes' workers find it by polling.
+	EventsNotify func()
+	// Observe, if set, is told each outcome once it is recorded (a retry
+	// has Status queued), for metrics. It must be cheap and must not block.
+	Observe func(o pv.MessageOutcome)
 }
 
 // Dispatcher runs the outbox workers of one node.
@@ -97,6 +109,9 @@ type Dispatcher struct {
 	now         func() time.Time
 	rand        func() float64
 	log         *slog.Logger
+	subscribed  func(ctx context.Context, serviceID string) bool
+	wakeEvents  func()
+	observe     func(o pv.MessageOutcome)
 
 	wake chan struct{}
 }
@@ -110,7 +125,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		store: cfg.Store, sender: cfg.Sender, sealer: cfg.Sealer, failer: cfg.Failer,
 		workers: cfg.Workers, sendTimeout: cfg.SendTimeout, lease: cfg.Lease, poll: cfg.PollInterval,
 		minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
-		wake: make(chan struct{}, 1),
+		subscribed: cfg.Subscribed, wakeEvents: cfg.EventsNotify, observe: cfg.Observe, wake: make(chan struct{}, 1),
 	}
 	if d.workers == 0 {
 		d.workers = DefaultWorkers
@@ -338,9 +353,18 @@ func (d *Dispatcher) giveUp(ctx context.Context, m *pv.OutboxMessage, o pv.Messa
 }
 
 func (d *Dispatcher) finish(ctx context.Context, m *pv.OutboxMessage, o pv.MessageOutcome) {
+	if o.Status != pv.MessageQueued && d.subscribed != nil && d.subscribed(ctx, m.ServiceID) {
+		o.Events = []*pv.Event{pv.NewMessageEvent(m, o.Status, o.Gateway, o.Error, o.At)}
+	}
 	err := d.store.FinishMessage(ctx, m, o)
 	switch {
 	case err == nil:
+		if len(o.Events) > 0 && d.wakeEvents != nil {
+			d.wakeEvents()
+		}
+		if d.observe != nil {
+			d.observe(o)
+		}
 	case pv.ErrorCode(err) == pv.EConflict:
 		// The lease ran out and another worker took over; its outcome stands.
 		d.log.InfoContext(ctx, "outbox: outcome dropped, the message was claimed again", "message_id", m.ID)

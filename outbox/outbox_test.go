@@ -13,6 +13,7 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/gateway/router"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/verify"
@@ -61,7 +62,7 @@ func (b *blocking) Send(ctx context.Context, m *pv.Message) (*pv.SendResult, err
 // flight: after the lease, another worker sends the message exactly once
 // more, and it is recorded sent and wiped.
 func TestCrashBetweenClaimAndFinish(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		v := e.start(t, e.number())
 
@@ -120,7 +121,7 @@ func TestCrashBetweenClaimAndFinish(t *testing.T) {
 // is lost, traffic fails over while the primary is down and returns when it
 // recovers; counts are taken at the fake gateways.
 func TestGatewayOutage(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		primary, secondary := newFakeGateway(t), newFakeGateway(t)
 		r, err := router.New(router.Config{
@@ -202,7 +203,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dialects(t, func(t *testing.T, url string) {
+			testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 				e := newEnv(t, url, nil)
 				primary, secondary := newFakeGateway(t), newFakeGateway(t)
 				primary.status.Store(int32(tt.primaryStatus))
@@ -246,7 +247,7 @@ func TestAbandonAfterLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dialects(t, func(t *testing.T, url string) {
+			testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 				e := newEnv(t, url, func(s *pv.Service) { s.CodeTTL = time.Minute })
 				rec := &recorder{}
 				d := e.dispatcher(t, rec, nil)
@@ -289,7 +290,7 @@ func TestAbandonAfterLifetime(t *testing.T) {
 // files): the code is never there in clear, and the sealed text is gone
 // once the message is sent.
 func TestMessageWipedAfterSend(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		v := e.start(t, e.number())
 		msgs := e.messages(t, v.ID)
@@ -332,7 +333,7 @@ func TestMessageWipedAfterSend(t *testing.T) {
 // TestDeadCodesNotSent: a message whose code a resend replaced, or whose
 // verification was canceled, before it went out is given up unsent.
 func TestDeadCodesNotSent(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		to := e.number()
 		v := e.start(t, to)
@@ -375,7 +376,7 @@ func (g *gate) Send(_ context.Context, m *pv.Message) (*pv.SendResult, error) {
 // TestRunWakesAndStopsGracefully: with polling far off, a notified worker
 // sends at once; stopping lets the send in flight finish and be recorded.
 func TestRunWakesAndStopsGracefully(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		g := &gate{got: make(chan string), release: make(chan struct{})}
 		d := e.dispatcher(t, g, func(c *outbox.Config) { c.PollInterval = time.Hour })
@@ -427,7 +428,7 @@ func TestRunWakesAndStopsGracefully(t *testing.T) {
 // TestConcurrentClaims runs two nodes' workers on one database: every
 // message goes out exactly once.
 func TestConcurrentClaims(t *testing.T) {
-	dialects(t, func(t *testing.T, url string) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
 		other, err := store.Open(context.Background(), url, store.Options{MaxOpenConns: 8})
 		if err != nil {

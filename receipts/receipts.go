@@ -53,10 +53,23 @@ type Config struct {
 	Vonage                bool
 	VonageSignatureSecret string
 	VonageSignatureMethod vonage.SignatureMethod
+	// EventsNotify, when set, is called after a receipt changed a message,
+	// which records a message event if its service has subscriptions, to
+	// wake the workers that post events (events.Dispatcher's Notify);
+	// other nodes' workers find it by polling.
+	EventsNotify func()
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger gets a line per refused receipt. Default: discard.
 	Logger *slog.Logger
+	// Observe, when not nil, is called once for each receipt that moved a
+	// message to its final status, with the gateway and that status (such
+	// as metrics.Metrics.MessageReceipt); not for a refused receipt, a
+	// repeat, a status that changes nothing, or a message nobody knows, so
+	// that counting its calls counts each message's fate once. It is
+	// called after the change is committed, from the request's goroutine:
+	// it must be safe for concurrent use and quick.
+	Observe func(gateway string, status pv.MessageStatus)
 }
 
 // Handler serves the receipt endpoints.
@@ -162,6 +175,12 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, gateway, provide
 		if err != nil {
 			return err
 		}
+		if changed && h.cfg.EventsNotify != nil {
+			h.cfg.EventsNotify()
+		}
+	}
+	if changed && h.cfg.Observe != nil {
+		h.cfg.Observe(gateway, status)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]bool{"updated": changed})

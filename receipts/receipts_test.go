@@ -3,20 +3,18 @@ package receipts_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/gateway/twilio"
 	"github.com/phoneverify/phoneverify/gateway/vonage"
 	"github.com/phoneverify/phoneverify/httpapi"
 	"github.com/phoneverify/phoneverify/internal/testenv"
@@ -100,27 +98,22 @@ func setup(t *testing.T, url, gateway string, cfg receipts.Config) (http.Handler
 	}
 }
 
-func dialects(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, "sqlite:"+filepath.Join(t.TempDir(), "pv.db")) })
-	t.Run("postgres", func(t *testing.T) { fn(t, testenv.NewPostgresDatabase(t)) })
+// observed records the calls of a receipts.Config.Observe hook.
+type observed struct {
+	mu    sync.Mutex
+	calls []string
 }
 
-// twilioSign signs form as Twilio does: HMAC-SHA1 of the URL and the
-// sorted parameters, base64.
-func twilioSign(token, u string, form url.Values) string {
-	keys := make([]string, 0, len(form))
-	for k := range form {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	s := u
-	for _, k := range keys {
-		s += k + form.Get(k)
-	}
-	m := hmac.New(sha1.New, []byte(token))
-	m.Write([]byte(s))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+func (o *observed) observe(gateway string, status pv.MessageStatus) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, gateway+" "+string(status))
+}
+
+func (o *observed) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.calls, ";")
 }
 
 // errorCode returns the API error code of an answer, or "".
@@ -144,26 +137,32 @@ func TestTwilioReceipts(t *testing.T) {
 		wantCode   string
 		wantStatus pv.MessageStatus
 		wantError  string
+		// wantSeen is what the Observe hook heard: only a change.
+		wantSeen string
 	}{
 		{"bad signature", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"delivered"}},
-			func(url.Values) string { return "bm90IGEgc2lnbmF0dXJl" }, 403, pv.EForbidden, pv.MessageSent, ""},
+			func(url.Values) string { return "bm90IGEgc2lnbmF0dXJl" }, 403, pv.EForbidden, pv.MessageSent, "", ""},
 		{"signed by another token", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"delivered"}},
-			func(f url.Values) string { return twilioSign("other", callbackURL, f) }, 403, pv.EForbidden, pv.MessageSent, ""},
+			func(f url.Values) string { return twilio.Sign("other", callbackURL, f) }, 403, pv.EForbidden, pv.MessageSent, "", ""},
 		{"no signature", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"delivered"}},
-			func(url.Values) string { return "" }, 403, pv.EForbidden, pv.MessageSent, ""},
+			func(url.Values) string { return "" }, 403, pv.EForbidden, pv.MessageSent, "", ""},
 		{"delivered", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"delivered"}, "AccountSid": {"AC1"}},
-			func(f url.Values) string { return twilioSign(twilioToken, callbackURL, f) }, 200, "", pv.MessageDelivered, ""},
+			func(f url.Values) string { return twilio.Sign(twilioToken, callbackURL, f) }, 200, "", pv.MessageDelivered, "", "twilio delivered"},
 		{"undelivered with a code", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30003"}},
-			func(f url.Values) string { return twilioSign(twilioToken, callbackURL, f) }, 200, "", pv.MessageUndelivered, "twilio error 30003"},
+			func(f url.Values) string { return twilio.Sign(twilioToken, callbackURL, f) }, 200, "", pv.MessageUndelivered, "twilio error 30003", "twilio undelivered"},
 		{"sent changes nothing", url.Values{"MessageSid": {"PID1"}, "MessageStatus": {"sent"}},
-			func(f url.Values) string { return twilioSign(twilioToken, callbackURL, f) }, 200, "", pv.MessageSent, ""},
+			func(f url.Values) string { return twilio.Sign(twilioToken, callbackURL, f) }, 200, "", pv.MessageSent, "", ""},
 		{"unknown message", url.Values{"MessageSid": {"SMother"}, "MessageStatus": {"delivered"}},
-			func(f url.Values) string { return twilioSign(twilioToken, callbackURL, f) }, 200, "", pv.MessageSent, ""},
+			func(f url.Values) string { return twilio.Sign(twilioToken, callbackURL, f) }, 200, "", pv.MessageSent, "", ""},
+		{"no status", url.Values{"MessageSid": {"PID1"}},
+			func(f url.Values) string { return twilio.Sign(twilioToken, callbackURL, f) }, 400, pv.EInvalidRequest, pv.MessageSent, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dialects(t, func(t *testing.T, url string) {
-				api, status := setup(t, url, "twilio", receipts.Config{TwilioAuthToken: twilioToken, TwilioURL: callbackURL})
+			testenv.ForEachDatabase(t, func(t *testing.T, url string) {
+				var seen observed
+				api, status := setup(t, url, "twilio", receipts.Config{TwilioAuthToken: twilioToken, TwilioURL: callbackURL,
+					Observe: seen.observe})
 				// The node sees an internal URL; the signature covers the public one.
 				req := httptest.NewRequest("POST", "http://10.0.0.5:8080/v1/receipts/twilio", strings.NewReader(tt.form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -177,6 +176,9 @@ func TestTwilioReceipts(t *testing.T) {
 				}
 				if got, gotErr := status(); got != tt.wantStatus || gotErr != tt.wantError {
 					t.Errorf("message status %s %q, want %s %q", got, gotErr, tt.wantStatus, tt.wantError)
+				}
+				if got := seen.String(); got != tt.wantSeen {
+					t.Errorf("observed %q, want %q", got, tt.wantSeen)
 				}
 			})
 		})
@@ -203,24 +205,27 @@ func TestVonageReceipts(t *testing.T) {
 		wantHTTP   int
 		wantCode   string
 		wantStatus pv.MessageStatus
+		wantSeen   string
 	}{
-		{"unsigned, no secret configured", "", "GET", receipt, false, 200, "", pv.MessageDelivered},
-		{"unsigned, secret configured", vonageSecret, "GET", receipt, false, 403, pv.EForbidden, pv.MessageSent},
+		{"unsigned, no secret configured", "", "GET", receipt, false, 200, "", pv.MessageDelivered, "vonage delivered"},
+		{"unsigned, secret configured", vonageSecret, "GET", receipt, false, 403, pv.EForbidden, pv.MessageSent, ""},
 		{"bad signature", vonageSecret, "POST", func() url.Values {
 			q := sign(receipt)
 			q.Set("status", "failed") // altered after signing
 			return q
-		}(), false, 403, pv.EForbidden, pv.MessageSent},
-		{"signed GET", vonageSecret, "GET", sign(receipt), false, 200, "", pv.MessageDelivered},
-		{"signed POST JSON", vonageSecret, "POST", sign(receipt), true, 200, "", pv.MessageDelivered},
-		{"expired", "", "POST", url.Values{"messageId": {"PID1"}, "status": {"expired"}, "err-code": {"5"}}, false, 200, "", pv.MessageUndelivered},
-		{"not a receipt", "", "GET", url.Values{"foo": {"bar"}}, false, 400, pv.EInvalidRequest, pv.MessageSent},
+		}(), false, 403, pv.EForbidden, pv.MessageSent, ""},
+		{"signed GET", vonageSecret, "GET", sign(receipt), false, 200, "", pv.MessageDelivered, "vonage delivered"},
+		{"signed POST JSON", vonageSecret, "POST", sign(receipt), true, 200, "", pv.MessageDelivered, "vonage delivered"},
+		{"expired", "", "POST", url.Values{"messageId": {"PID1"}, "status": {"expired"}, "err-code": {"5"}}, false, 200, "", pv.MessageUndelivered, "vonage undelivered"},
+		{"unknown status", "", "GET", url.Values{"messageId": {"PID1"}, "status": {"unknown"}}, false, 200, "", pv.MessageSent, ""},
+		{"not a receipt", "", "GET", url.Values{"foo": {"bar"}}, false, 400, pv.EInvalidRequest, pv.MessageSent, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dialects(t, func(t *testing.T, dbURL string) {
+			testenv.ForEachDatabase(t, func(t *testing.T, dbURL string) {
+				var seen observed
 				api, status := setup(t, dbURL, "vonage", receipts.Config{Vonage: true,
-					VonageSignatureSecret: tt.secret, VonageSignatureMethod: vonage.SHA256HMAC})
+					VonageSignatureSecret: tt.secret, VonageSignatureMethod: vonage.SHA256HMAC, Observe: seen.observe})
 				var req *http.Request
 				switch {
 				case tt.method == "GET":
@@ -245,9 +250,80 @@ func TestVonageReceipts(t *testing.T) {
 				if got, _ := status(); got != tt.wantStatus {
 					t.Errorf("message status %s, want %s", got, tt.wantStatus)
 				}
+				if got := seen.String(); got != tt.wantSeen {
+					t.Errorf("observed %q, want %q", got, tt.wantSeen)
+				}
 			})
 		})
 	}
+}
+
+// TestObserveOncePerMessage sends one message's receipts as a provider
+// does, repeats and a later contradicting one included: the hook hears
+// only the first final status, the one the message keeps.
+func TestObserveOncePerMessage(t *testing.T) {
+	testenv.ForEachDatabase(t, func(t *testing.T, dbURL string) {
+		var seen observed
+		api, status := setup(t, dbURL, "twilio", receipts.Config{TwilioAuthToken: twilioToken, TwilioURL: callbackURL,
+			Observe: seen.observe})
+		for _, st := range []string{"queued", "sent", "delivered", "delivered", "failed"} {
+			form := url.Values{"MessageSid": {"PID1"}, "MessageStatus": {st}}
+			req := httptest.NewRequest("POST", "/v1/receipts/twilio", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Twilio-Signature", twilio.Sign(twilioToken, callbackURL, form))
+			w := httptest.NewRecorder()
+			api.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				t.Fatalf("%s: answer %d %s", st, w.Code, w.Body)
+			}
+		}
+		if got, _ := status(); got != pv.MessageDelivered {
+			t.Errorf("message status %s, want delivered", got)
+		}
+		if got := seen.String(); got != "twilio delivered" {
+			t.Errorf("observed %q, want one call: twilio delivered", got)
+		}
+	})
+}
+
+// TestObserveOnlyCommittedChanges: the hook follows what the store says
+// it changed; a store error is no change.
+func TestObserveOnlyCommittedChanges(t *testing.T) {
+	tests := []struct {
+		name     string
+		store    fakeStore
+		wantErr  bool
+		wantSeen string
+	}{
+		{"changed", fakeStore{changed: true}, false, "vonage failed"},
+		{"nothing changed", fakeStore{}, false, ""},
+		{"store unavailable", fakeStore{err: pv.Errorf(pv.EUnavailable, "database down")}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen observed
+			h, err := receipts.New(receipts.Config{Store: tt.store, Vonage: true, Observe: seen.observe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "/v1/receipts/vonage?messageId=PID1&status=rejected", nil)
+			if err := h.Vonage(httptest.NewRecorder(), req); (err != nil) != tt.wantErr {
+				t.Fatalf("Vonage: %v, want an error: %v", err, tt.wantErr)
+			}
+			if got := seen.String(); got != tt.wantSeen {
+				t.Errorf("observed %q, want %q", got, tt.wantSeen)
+			}
+		})
+	}
+}
+
+type fakeStore struct {
+	changed bool
+	err     error
+}
+
+func (f fakeStore) UpdateMessageStatus(context.Context, string, string, pv.MessageStatus, string, time.Time) (bool, error) {
+	return f.changed, f.err
 }
 
 func TestRoutesOnlyForConfiguredProviders(t *testing.T) {

@@ -40,6 +40,10 @@ const Name = "router"
 const (
 	DefaultThreshold = 3
 	DefaultCooldown  = 30 * time.Second
+	// DefaultGatewayTimeout is one gateway's share of a send: a third of
+	// the outbox's 30 s, so that a gateway that hangs leaves time for the
+	// next ones of the route within the same send.
+	DefaultGatewayTimeout = 10 * time.Second
 )
 
 // Gateway is one enabled gateway.
@@ -123,6 +127,12 @@ type Config struct {
 	// Cooldown is how long an open breaker skips its gateway before a
 	// probe (default 30s).
 	Cooldown time.Duration
+	// GatewayTimeout bounds each gateway's attempt at a message (default
+	// DefaultGatewayTimeout). A gateway that does not answer within it
+	// counts as failed and the next gateway of the route is tried, within
+	// the caller's own deadline. Such a gateway may still deliver its copy
+	// late: failover after a timeout can send a code twice (at least once).
+	GatewayTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -137,6 +147,7 @@ type Router struct {
 	routes   map[string][]*gateway // prefix → gateways
 	cooldown time.Duration
 	thresh   int
+	timeout  time.Duration
 	now      func() time.Time
 }
 
@@ -161,7 +172,10 @@ func New(cfg Config) (*Router, error) {
 	}
 	r := &Router{
 		gateways: map[string]*gateway{}, regions: map[string][]*gateway{}, routes: map[string][]*gateway{},
-		cooldown: cfg.Cooldown, thresh: cfg.Threshold, now: cfg.Now,
+		cooldown: cfg.Cooldown, thresh: cfg.Threshold, timeout: cfg.GatewayTimeout, now: cfg.Now,
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultGatewayTimeout
 	}
 	if r.cooldown <= 0 {
 		r.cooldown = DefaultCooldown
@@ -267,7 +281,9 @@ func (r *Router) Send(ctx context.Context, m *pv.Message) (*pv.SendResult, error
 			continue
 		}
 		tried++
-		res, err := g.sender.Send(ctx, m)
+		gctx, cancel := context.WithTimeout(ctx, r.timeout)
+		res, err := g.sender.Send(gctx, m)
+		cancel()
 		if err == nil {
 			g.success()
 			if res == nil {

@@ -193,3 +193,43 @@ func TestSendErrors(t *testing.T) {
 		})
 	}
 }
+
+// hanging is a gateway that never answers: it returns only when the
+// context it was given ends, as an HTTP gateway does on its deadline.
+type hanging struct{ calls chan struct{} }
+
+func (h *hanging) Send(ctx context.Context, _ *pv.Message) (*pv.SendResult, error) {
+	h.calls <- struct{}{}
+	<-ctx.Done()
+	return nil, &pv.DeliveryError{Gateway: "hang", Reason: "timeout", Err: ctx.Err()}
+}
+
+// TestGatewayTimeoutFailsOver: a gateway that hangs is given up after
+// GatewayTimeout and the next gateway of the route takes the message within
+// the same Send, well inside the caller's own deadline.
+func TestGatewayTimeoutFailsOver(t *testing.T) {
+	t.Parallel()
+	hang := &hanging{calls: make(chan struct{}, 1)}
+	next := &fake{name: "next"}
+	r, err := router.New(router.Config{
+		Gateways:       []router.Gateway{{Name: "hang", Sender: hang}, {Name: "next", Sender: next}},
+		GatewayTimeout: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller's deadline is far away: only the gateway's share can end
+	// the hanging attempt.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	res, err := r.Send(ctx, &pv.Message{To: "+9779812345678", Country: "NP", Body: "x"})
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res.Gateway != "next" {
+		t.Errorf("sent through %q, want next", res.Gateway)
+	}
+	if got := len(hang.calls); got != 1 {
+		t.Errorf("the hanging gateway was tried %d times, want 1", got)
+	}
+}

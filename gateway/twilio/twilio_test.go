@@ -526,6 +526,22 @@ func TestValidateSignature(t *testing.T) {
 	}
 }
 
+// TestSign checks Sign against Twilio's documented vector and against
+// this file's own implementation of the scheme.
+func TestSign(t *testing.T) {
+	t.Parallel()
+	params := url.Values{"Digits": {"1234"}, "CallSid": {"CA1234567890ABCDE"}, "To": {"+18005551212"},
+		"Caller": {"+14158675309"}, "From": {"+14158675309"}}
+	const testURL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+	if got, want := twilio.Sign("12345", testURL, params), "RSOYDt4T1cUTdK1PDd93/VVr8B8="; got != want {
+		t.Errorf("Sign(docs vector) = %q, want %q", got, want)
+	}
+	form := url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}}
+	if got, want := twilio.Sign(testToken, "https://x.example/cb", form), sign(testToken, "https://x.example/cb", form); got != want {
+		t.Errorf("Sign = %q, want %q", got, want)
+	}
+}
+
 func TestParseStatusCallback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
