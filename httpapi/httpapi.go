@@ -1,12 +1,16 @@
 // Package httpapi serves phoneverify's native JSON API (v1) over the engine.
 // Handlers only translate between HTTP and the engine; every rule lives in
 // the verify package.
+//
+// [New] returns an [http.Handler] with every route registered; mount it at
+// the root of a listener, or under a prefix with http.StripPrefix. The API
+// is described by the OpenAPI 3.1 document [OpenAPI], also served at
+// /openapi.json. Every error answer is one JSON envelope with a stable code
+// ([Codes], [StatusOf]).
 package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/logging"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
@@ -33,10 +38,10 @@ type Config struct {
 	// in the API's error format.
 	Routes map[string]RouteFunc
 	// ClientIP returns the address of the client that sent r, for the
-	// per-IP start limit. Default: the connection's remote address
-	// ([RemoteIP]). This is the hook for deployments behind a proxy or
-	// load balancer, which must take the address from a header (such as
-	// X-Forwarded-For) that only their trusted proxies may set.
+	// per-IP start limit and API keys restricted to address ranges.
+	// Default: the connection's remote address ([RemoteIP]). Behind a
+	// proxy or load balancer, set it to a [clientip.Resolver]'s ClientIP,
+	// which reads X-Forwarded-For only from trusted proxies.
 	ClientIP func(r *http.Request) string
 }
 
@@ -76,6 +81,12 @@ func New(cfg Config) *Handler {
 	h.route("GET /v1/tokens/{token}", h.auth("", h.introspectToken))
 	h.route("GET /v1/subjects/{subject}", h.auth("", h.getSubject))
 	h.route("GET /.well-known/jwks.json", h.getJWKS)
+	h.route("POST /v1/event-subscriptions", h.auth(verify.ScopeAdmin, h.createSubscription))
+	h.route("GET /v1/event-subscriptions", h.auth(verify.ScopeAdmin, h.listSubscriptions))
+	h.route("DELETE /v1/event-subscriptions/{id}", h.auth(verify.ScopeAdmin, h.deleteSubscription))
+	h.route("GET /v1/events", h.auth(verify.ScopeAdmin, h.listEvents))
+	h.fraudRoutes()
+	h.limitsRoutes()
 	for pattern, fn := range cfg.Routes {
 		h.route(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
@@ -85,6 +96,7 @@ func New(cfg Config) *Handler {
 	}
 	h.route("GET /healthz", h.healthz)
 	h.route("GET /readyz", h.readyz)
+	h.route("GET /openapi.json", h.getOpenAPI)
 	h.root = h.recoverPanics(h.withRequestID(h.dispatch(h.fallbacks())))
 	return h
 }
@@ -127,51 +139,37 @@ func (h *Handler) dispatch(fallback http.Handler) http.Handler {
 	})
 }
 
+// Pattern returns the route pattern that serves r ("POST
+// /v1/verifications"), or "" when no route does: the label of metrics and
+// logs, which must never be the raw path.
+func (h *Handler) Pattern(r *http.Request) string {
+	_, pattern := h.mux.Handler(r)
+	return pattern
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
 
 type ctxKey int
 
-const (
-	keyRequestID ctxKey = iota
-	keyAPIKey
-)
+const keyAPIKey ctxKey = 0
 
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(keyRequestID).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return logging.RequestID(ctx) }
 
 func apiKey(ctx context.Context) *pv.APIKey {
 	k, _ := ctx.Value(keyAPIKey).(*pv.APIKey)
 	return k
 }
 
-// withRequestID tags each request with an id (the caller's X-Request-Id when
-// it is sane) that appears in logs and error bodies.
+// withRequestID tags each request with an id that appears in logs and
+// error bodies: the one an outer [logging.Middleware] gave it, else the
+// caller's X-Request-Id when it is sane, else a new one.
 func (h *Handler) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !saneRequestID(id) {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyRequestID, id)))
+		id := logging.FromRequest(r)
+		w.Header().Set(logging.RequestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(logging.WithRequestID(r.Context(), id)))
 	})
-}
-
-func saneRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // recoverPanics turns a panic into a logged internal error rather than a
@@ -183,7 +181,7 @@ func (h *Handler) recoverPanics(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				h.log.ErrorContext(r.Context(), "panic serving request", "path", r.URL.Path, "panic", p, "request_id", requestID(r.Context()))
+				h.log.ErrorContext(r.Context(), "panic serving request", "route", h.Pattern(r), "panic", p)
 				h.writeError(w, r, pv.Errorf(pv.EInternal, "An internal error occurred."))
 			}
 		}()
@@ -199,7 +197,7 @@ func (h *Handler) auth(scope string, next http.HandlerFunc) http.HandlerFunc {
 			h.writeError(w, r, pv.Errorf(pv.EUnauthorized, "Send an API key as Authorization: Bearer <key>."))
 			return
 		}
-		k, err := h.engine.Authenticate(r.Context(), raw)
+		k, err := h.engine.Authenticate(r.Context(), raw, h.clientIP(r))
 		if err != nil {
 			h.writeError(w, r, err)
 			return
