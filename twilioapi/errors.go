@@ -94,6 +94,8 @@ func twilioParam(p string) string {
 		return "RateLimitSid"
 	case "bucket_sid", "sid":
 		return "Sid"
+	case "risk_check":
+		return "RiskCheck"
 	}
 	return p
 }
@@ -150,8 +152,11 @@ func ErrorFor(err error) (status, code int, message string) {
 		}
 		return invalid()
 	case pv.ETooManyRequests:
-		if e.Param == "rate_limits" {
+		switch e.Param {
+		case "rate_limits":
 			return http.StatusTooManyRequests, CodeTooManyRequests, "Too many requests: " + e.Message
+		case "code": // the number's failed-check cap
+			return http.StatusTooManyRequests, CodeMaxCheckAttempts, "Max check attempts reached: " + e.Message
 		}
 		return http.StatusTooManyRequests, CodeMaxSendAttempts, "Max send attempts reached: " + e.Message
 	case pv.EConflict:

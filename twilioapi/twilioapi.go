@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/clientip"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
@@ -34,6 +35,13 @@ type Config struct {
 	AuthToken  string
 	// Logger gets every internal error.
 	Logger *slog.Logger
+	// ClientIP returns the address of the client that sent r, for API keys
+	// restricted to address ranges (a [clientip.Resolver]'s ClientIP).
+	// Default: the connection's peer. It is not used for the per-IP start
+	// limit: callers of this API are backends (Twilio Verify is called
+	// server to server), whose end users' addresses arrive through
+	// RateLimits buckets, as on Twilio.
+	ClientIP func(r *http.Request) string
 }
 
 // Handler is the Twilio-compatible API's http.Handler. It serves paths
@@ -43,6 +51,7 @@ type Handler struct {
 	accountSID string
 	authToken  string
 	log        *slog.Logger
+	clientIP   func(r *http.Request) string
 	mux        *http.ServeMux
 	methods    map[string][]string
 	root       http.Handler
@@ -54,6 +63,10 @@ func New(cfg Config) *Handler {
 		mux: http.NewServeMux(), methods: map[string][]string{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.clientIP = cfg.ClientIP
+	if h.clientIP == nil {
+		h.clientIP = (*clientip.Resolver)(nil).ClientIP
 	}
 	admin, send, check, read := verify.ScopeAdmin, verify.ScopeSend, verify.ScopeCheck, ""
 	h.route("POST /v2/Services", admin, h.createService)
@@ -88,6 +101,14 @@ func New(cfg Config) *Handler {
 
 	h.root = h.recoverPanics(h.withRequestSID(h.dispatch(h.fallbacks())))
 	return h
+}
+
+// Pattern returns the route pattern that serves r ("POST
+// /v2/Services/{ServiceSid}/Verifications"), or "" when no route does: the
+// label of metrics, which must never be the raw path.
+func (h *Handler) Pattern(r *http.Request) string {
+	_, pattern := h.mux.Handler(r)
+	return pattern
 }
 
 // ServeHTTP implements http.Handler.
@@ -199,7 +220,7 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		return &caller{accountSID: h.accountSID, key: &pv.APIKey{ID: "bootstrap", Name: "PHONEVERIFY_COMPAT_AUTH_TOKEN",
 			ServiceID: h.engine.DefaultServiceID(), Scopes: verify.AllScopes}}, nil
 	}
-	k, account, err := h.engine.AuthenticateCompat(r.Context(), user, pass)
+	k, account, err := h.engine.AuthenticateCompat(r.Context(), user, pass, h.clientIP(r))
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,9 @@ type env struct {
 	inbox  *inbox
 }
 
-func newEnv(tb testing.TB) *env {
+// newEnv starts the Twilio-compatible API on a real SQLite store; configure
+// adjusts the engine's configuration (fraud protection, limits).
+func newEnv(tb testing.TB, configure ...func(*verify.Config)) *env {
 	tb.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "phoneverify.db"), store.Options{})
@@ -74,7 +76,11 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	sealer, _ := otp.NewSealer(secret)
-	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys})
+	cfg := verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e, err := verify.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

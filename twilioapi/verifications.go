@@ -145,6 +145,13 @@ func (h *Handler) createVerification(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, pv.ParamErrorf(pv.EInvalidRequest, "Channel", "Unknown channel; phoneverify delivers sms."))
 		return
 	}
+	// RiskCheck "disable" skips fraud protection, as the native API's
+	// risk_check does and under the same rule: the credentials' key must
+	// hold the risk_check:override scope.
+	if req.SkipRiskCheck, err = verify.RiskCheck(callerOf(r.Context()).key, fm.str("RiskCheck")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	if !f.PSD2Enabled && (req.Amount != "" || req.Payee != "") {
 		param := "Amount"
 		if req.Amount == "" {

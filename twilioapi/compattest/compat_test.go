@@ -653,3 +653,40 @@ func TestIssuedCredentials(t *testing.T) {
 	_, err = newClient(t, e.srv, creds.APIKeySID, authToken).VerifyV2.FetchService(e.engine.DefaultServiceID())
 	wantCode(t, err, 401, twilioapi.CodeUnauthorized, "Authentication")
 }
+
+// TestRiskCheck sends twilio-go's RiskCheck: "disable" is refused (403
+// 20403) for credentials without the risk_check:override scope and taken
+// from credentials that hold it; a value Twilio does not know is 400 60200.
+func TestRiskCheck(t *testing.T) {
+	e := newEnv(t)
+	sid := e.engine.DefaultServiceID()
+	creds, _, err := e.engine.CreateCompatKeyWithScopes(context.Background(), sid, "trusted backend",
+		[]string{verify.ScopeSend, verify.ScopeRiskCheckOverride}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := newClient(t, e.srv, creds.AccountSID, creds.Secret).VerifyV2
+	riskCheck := func(v string) func(*verifyv2.CreateVerificationParams) {
+		return func(p *verifyv2.CreateVerificationParams) { p.SetRiskCheck(v) }
+	}
+
+	_, err = start(e.client.VerifyV2, sid, "+9779812345601", riskCheck("disable"))
+	wantCode(t, err, 403, twilioapi.CodeForbidden, verify.ScopeRiskCheckOverride)
+	_, err = start(trusted, sid, "+9779812345602", riskCheck("maybe"))
+	wantCode(t, err, 400, twilioapi.CodeInvalidParameter, "RiskCheck")
+	for _, tt := range []struct {
+		name string
+		api  *verifyv2.ApiService
+		to   string
+		v    string
+	}{
+		{"enable", e.client.VerifyV2, "+9779812345603", "enable"},
+		{"enable, trusted", trusted, "+9779812345604", "enable"},
+		{"disable, trusted", trusted, "+9779812345605", "disable"},
+	} {
+		got, err := start(tt.api, sid, tt.to, riskCheck(tt.v))
+		if err != nil || str(got.Status) != "pending" {
+			t.Errorf("%s: %+v, %v; want a pending verification", tt.name, got, err)
+		}
+	}
+}
