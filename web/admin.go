@@ -38,6 +38,7 @@ type admin struct {
 	sessionKey []byte
 	secure     bool
 	gateways   []Gateway
+	clientIP   func(r *http.Request) string
 	now        func() time.Time
 	log        *slog.Logger
 }
@@ -53,12 +54,13 @@ func newAdmin(cfg *Config, r *renderer) *admin {
 		sessionKey: deriveKey(cfg.Secret, "admin session"),
 		secure:     cfg.SecureCookies,
 		gateways:   cfg.Gateways,
+		clientIP:   cfg.ClientIP,
 		now:        cfg.Now,
 		log:        cfg.Logger,
 	}
 }
 
-func (a *admin) handler() http.Handler {
+func (a *admin) handler() *section {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/assets/style.css", serveStatic)
 	mux.HandleFunc("GET /admin/login", a.loginForm)
@@ -74,7 +76,7 @@ func (a *admin) handler() http.Handler {
 		a.render.render(w, http.StatusNotFound, "error", &view{Section: "admin", Title: "Page not found",
 			Alert: "There is no such page in the dashboard."})
 	}))
-	return protect(a.log, mux)
+	return newSection(a.log, mux)
 }
 
 // adminSession is what the signed session cookie holds. Sessions are not
@@ -126,15 +128,16 @@ func (a *admin) session(r *http.Request) *adminSession {
 			return nil
 		}
 	case s.KeyID != "bootstrap":
-		if !a.keyActive(r.Context(), s.KeyID) {
+		if !a.keyActive(r.Context(), s.KeyID, a.clientIP(r)) {
 			return nil
 		}
 	}
 	return &s
 }
 
-// keyActive reports whether the API key exists and is not revoked.
-func (a *admin) keyActive(ctx context.Context, id string) bool {
+// keyActive reports whether the API key exists, is not revoked and may be
+// used from clientIP.
+func (a *admin) keyActive(ctx context.Context, id, clientIP string) bool {
 	keys, err := a.store.APIKeys(ctx)
 	if err != nil {
 		a.log.WarnContext(ctx, "admin: reading API keys", "error", err)
@@ -142,7 +145,7 @@ func (a *admin) keyActive(ctx context.Context, id string) bool {
 	}
 	for _, k := range keys {
 		if k.ID == id {
-			return k.RevokedAt == nil
+			return k.RevokedAt == nil && verify.KeyAllows(k, clientIP)
 		}
 	}
 	return false
@@ -235,7 +238,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	v := a.view(w, r, nil, "Sign in to the dashboard", "login")
 	v.Data = loginData{Next: safeNext(r.PostFormValue("next")), PasswordSet: a.password != ""}
-	addr := clientAddr(r)
+	addr := a.clientIP(r)
 	if wait := a.limiter.wait(addr); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -243,7 +246,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 		a.render.render(w, http.StatusTooManyRequests, "admin_login", v)
 		return
 	}
-	s, msg := a.authenticate(r.Context(), r.PostFormValue("secret"))
+	s, msg := a.authenticate(r.Context(), r.PostFormValue("secret"), addr)
 	if s == nil {
 		a.limiter.fail(addr)
 		a.log.WarnContext(r.Context(), "admin sign-in refused", "addr", addr)
@@ -260,7 +263,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 
 // authenticate checks the admin password or an API key with the admin
 // scope. It returns the session to open, or nil and why not.
-func (a *admin) authenticate(ctx context.Context, secret string) (*adminSession, string) {
+func (a *admin) authenticate(ctx context.Context, secret, clientIP string) (*adminSession, string) {
 	if secret == "" {
 		return nil, "Enter the admin password or an API key with the admin scope."
 	}
@@ -272,7 +275,7 @@ func (a *admin) authenticate(ctx context.Context, secret string) (*adminSession,
 			return &adminSession{Password: a.passwordFingerprint(), Who: "admin password"}, ""
 		}
 	}
-	k, err := a.engine.Authenticate(ctx, secret)
+	k, err := a.engine.Authenticate(ctx, secret, clientIP)
 	switch {
 	case err == nil && verify.HasScope(k, verify.ScopeAdmin):
 		who := "API key “" + k.Name + "”"
@@ -284,6 +287,8 @@ func (a *admin) authenticate(ctx context.Context, secret string) (*adminSession,
 		return nil, "This API key lacks the admin scope."
 	case pv.ErrorCode(err) == pv.EUnavailable:
 		return nil, "The database is unavailable; try again in a moment."
+	case pv.ErrorCode(err) == pv.EForbidden:
+		return nil, "This API key may not be used from your address."
 	}
 	return nil, "The password or API key is not right."
 }

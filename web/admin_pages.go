@@ -40,6 +40,7 @@ type overviewData struct {
 	Countries []groupRow
 	Services  []groupRow
 	Gateways  []Gateway
+	Fraud     fraudSection
 }
 
 // serviceNames maps service ids to names.
@@ -111,6 +112,10 @@ func (a *admin) overview(w http.ResponseWriter, r *http.Request, s *adminSession
 			label = g.Key
 		}
 		d.Services = append(d.Services, groupRow{Key: g.Key, Label: label, Counts: g.Counts})
+	}
+	if d.Fraud, err = a.fraudSection(ctx, names); err != nil {
+		a.unavailable(w, r, s, err)
+		return
 	}
 	v := a.view(w, r, s, "Overview", "overview")
 	v.Data = d
@@ -227,8 +232,12 @@ func (a *admin) verification(w http.ResponseWriter, r *http.Request, s *adminSes
 
 type keyRow struct {
 	ID, Name, Prefix, Service, Scopes string
-	CreatedAt, RevokedAt              time.Time
-	Revoked                           bool
+	// AllowedIPs lists the address ranges the key is accepted from, ""
+	// for anywhere.
+	AllowedIPs           string
+	CreatedAt, RevokedAt time.Time
+	LastUsedAt           *time.Time
+	Revoked              bool
 }
 
 type keysData struct {
@@ -258,12 +267,17 @@ func (a *admin) keysPage(w http.ResponseWriter, r *http.Request, s *adminSession
 		names[svc.ID] = svc.Name
 	}
 	d, _ := v.Data.(keysData)
-	d.Services, d.Scopes = svcs, verify.AllScopes
+	d.Services, d.Scopes = svcs, append(slices.Clone(verify.AllScopes), verify.ScopeRiskCheckOverride)
 	// Newest first.
 	for i := len(keys) - 1; i >= 0; i-- {
 		k := keys[i]
+		ranges := make([]string, len(k.AllowedIPs))
+		for i, p := range k.AllowedIPs {
+			ranges[i] = p.String()
+		}
 		d.Keys = append(d.Keys, keyRow{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Service: names[k.ServiceID],
-			Scopes: strings.Join(k.Scopes, ", "), CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil})
+			Scopes: strings.Join(k.Scopes, ", "), AllowedIPs: strings.Join(ranges, ", "), CreatedAt: k.CreatedAt,
+			LastUsedAt: k.LastUsedAt, Revoked: k.RevokedAt != nil})
 		if k.RevokedAt != nil {
 			d.Keys[len(d.Keys)-1].RevokedAt = *k.RevokedAt
 		}
@@ -287,6 +301,11 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 	serviceID := r.PostFormValue("service")
 	scopes := r.PostForm["scope"]
 	v.Form["name"], v.Form["service"] = name, serviceID
+	v.Form["allowed_ips"] = strings.TrimSpace(r.PostFormValue("allowed_ips"))
+	allowed, err := verify.ParseAllowedIPs(v.Form["allowed_ips"])
+	if err != nil {
+		v.Errors["allowed_ips"] = pv.ErrorMessage(err)
+	}
 	if name == "" {
 		v.Errors["name"] = "Name the key after what will use it, such as “checkout app”."
 	}
@@ -297,7 +316,7 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 		a.keysPage(w, r, s, http.StatusUnprocessableEntity, v)
 		return
 	}
-	raw, k, err := a.engine.CreateAPIKey(r.Context(), serviceID, name, scopes)
+	raw, k, err := a.engine.CreateAPIKeyWithIPs(r.Context(), serviceID, name, scopes, allowed)
 	if err != nil {
 		e := pv.AsError(err)
 		switch {
@@ -305,6 +324,8 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 			v.Errors["name"] = e.Message
 		case e != nil && e.Param == "scopes":
 			v.Errors["scope"] = e.Message
+		case e != nil && e.Param == "allowed_ips":
+			v.Errors["allowed_ips"] = e.Message
 		case pv.ErrorCode(err) == pv.ENotFound:
 			v.Errors["service"] = "Choose a service."
 		default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/client"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
@@ -68,7 +68,7 @@ type demo struct {
 	now      func() time.Time
 	log      *slog.Logger
 
-	signupAPI, loginAPI, shopAPI *apiClient
+	signupAPI, loginAPI, shopAPI *client.Client
 }
 
 func newDemo(ctx context.Context, cfg *Config, r *renderer) (*demo, error) {
@@ -81,13 +81,17 @@ func newDemo(ctx context.Context, cfg *Config, r *renderer) (*demo, error) {
 		now:      cfg.Now,
 		log:      cfg.Logger,
 	}
-	clients := map[string]**apiClient{"signup": &d.signupAPI, "login": &d.loginAPI, "shop": &d.shopAPI}
+	clients := map[string]**client.Client{"signup": &d.signupAPI, "login": &d.loginAPI, "shop": &d.shopAPI}
 	for _, app := range demoApps() {
 		key, err := ensureDemoApp(ctx, cfg, app)
 		if err != nil {
 			return nil, err
 		}
-		*clients[app.slug] = &apiClient{base: cfg.APIURL, key: key, http: cfg.Client}
+		c, err := client.New(cfg.APIURL, client.WithAPIKey(key), client.WithHTTPClient(cfg.Client), client.WithUserAgent("phoneverify-demo/"+app.slug))
+		if err != nil {
+			return nil, fmt.Errorf("web: demo %s: %w", app.slug, err)
+		}
+		*clients[app.slug] = c
 	}
 	return d, nil
 }
@@ -139,7 +143,7 @@ func ensureDemoApp(ctx context.Context, cfg *Config, app demoApp) (string, error
 	return raw, nil
 }
 
-func (d *demo) handler() http.Handler {
+func (d *demo) handler() *section {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /demo/assets/style.css", serveStatic)
 	mux.HandleFunc("GET /demo/{$}", d.page(d.index))
@@ -168,7 +172,7 @@ func (d *demo) handler() http.Handler {
 		d.render.render(w, http.StatusNotFound, "error", &view{Section: "demo", Title: "Page not found",
 			Alert: "There is no such page in the demo."})
 	})
-	return protect(d.log, mux)
+	return newSection(d.log, mux)
 }
 
 // demoHandler is a page handler with the browser's session, whose lock it
@@ -260,8 +264,8 @@ func (d *demo) logout(w http.ResponseWriter, r *http.Request, s *demoSession) {
 // and names the form field it belongs next to ("" for the page as a whole).
 // Apps choose their own words; the API's stable codes are what they match.
 func (d *demo) apiMessage(ctx context.Context, err error, phoneField, codeField string) (field, msg string) {
-	var e *apiError
-	if !errors.As(err, &e) {
+	e := client.AsError(err)
+	if e == nil {
 		d.log.ErrorContext(ctx, "demo: calling the API", "error", err)
 		return "", "phoneverify could not be reached. Try again in a moment."
 	}
@@ -277,7 +281,7 @@ func (d *demo) apiMessage(ctx context.Context, err error, phoneField, codeField 
 	case pv.EAlreadyVerified:
 		return phoneField, "This account has already verified this phone number."
 	case pv.ETooManyRequests:
-		return phoneField, "Too many codes were sent to this number. Try again in " + seconds(e.RetryAfter) + "."
+		return phoneField, "Too many codes were sent to this number. Try again in " + seconds(int((e.RetryAfter+time.Second-1)/time.Second)) + "."
 	case pv.EBlockedByFraud:
 		return phoneField, "This number cannot be used here."
 	case pv.EIncorrectCode:
@@ -312,7 +316,7 @@ func (d *demo) apiMessage(ctx context.Context, err error, phoneField, codeField 
 		d.log.ErrorContext(ctx, "demo: the API refused the demo's key", "error", err)
 		return "", "phoneverify refused this demo's API key (was it revoked?). Restarting the node does not restore a revoked key."
 	}
-	d.log.WarnContext(ctx, "demo: API error", "status", e.Status, "code", e.Code)
+	d.log.WarnContext(ctx, "demo: API error", "status", e.StatusCode, "code", e.Code)
 	return "", e.Message
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/phoneverify/phoneverify/client"
 	"github.com/phoneverify/phoneverify/phone"
 )
 
@@ -114,7 +115,7 @@ func (d *demo) signupStart(w http.ResponseWriter, r *http.Request, s *demoSessio
 	// The account's id is the subject: phoneverify records the verified
 	// phone as this account's, and refuses it to any other.
 	accountID := "acct_" + strings.ToLower(rand.Text())
-	ver, err := d.signupAPI.start(ctx, startParams{To: number, Subject: accountID})
+	ver, err := d.signupAPI.Start(ctx, client.StartParams{To: number, Subject: accountID})
 	if err != nil {
 		field, msg := d.apiMessage(ctx, err, "phone", "phone")
 		if field == "" {
@@ -162,7 +163,7 @@ func (d *demo) signupCheck(w http.ResponseWriter, r *http.Request, s *demoSessio
 		d.signupCodePage(w, r, s, http.StatusUnprocessableEntity, v)
 		return
 	}
-	res, err := d.signupAPI.check(ctx, checkParams{ID: p.verificationID, Code: code, Subject: p.accountID})
+	res, err := d.signupAPI.Check(ctx, client.CheckParams{ID: p.verificationID, Code: code, Subject: p.accountID})
 	if err != nil {
 		field, msg := d.apiMessage(ctx, err, "code", "code")
 		if field == "" {
@@ -230,7 +231,7 @@ func (d *demo) loginStart(w http.ResponseWriter, r *http.Request, s *demoSession
 		return
 	}
 	// The password was right: now the second factor.
-	ver, err := d.loginAPI.start(ctx, startParams{To: a.Phone, Subject: a.ID})
+	ver, err := d.loginAPI.Start(ctx, client.StartParams{To: a.Phone, Subject: a.ID})
 	if err != nil {
 		_, v.Alert = d.apiMessage(ctx, err, "", "")
 		d.render.render(w, http.StatusServiceUnavailable, "demo_login", v)
@@ -275,7 +276,7 @@ func (d *demo) loginCheck(w http.ResponseWriter, r *http.Request, s *demoSession
 		d.loginCodePage(w, r, s, http.StatusUnprocessableEntity, v)
 		return
 	}
-	if _, err := d.loginAPI.check(ctx, checkParams{ID: p.verificationID, Code: code, Subject: p.account.ID}); err != nil {
+	if _, err := d.loginAPI.Check(ctx, client.CheckParams{ID: p.verificationID, Code: code, Subject: p.account.ID}); err != nil {
 		field, msg := d.apiMessage(ctx, err, "code", "code")
 		if field == "" {
 			v.Alert = msg
@@ -311,7 +312,7 @@ func (d *demo) loginResend(w http.ResponseWriter, r *http.Request, s *demoSessio
 	}
 	// A start while the code is pending is a resend: a new code, the old
 	// one dead. After expiry it starts a new verification.
-	ver, err := d.loginAPI.start(ctx, startParams{To: p.account.Phone, Subject: p.account.ID})
+	ver, err := d.loginAPI.Start(ctx, client.StartParams{To: p.account.Phone, Subject: p.account.ID})
 	if err != nil {
 		_, msg := d.apiMessage(ctx, err, "", "")
 		v.Errors["resend"] = msg

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/client"
 	"github.com/phoneverify/phoneverify/phone"
 )
 
@@ -194,7 +194,7 @@ func (d *demo) orderPIN(w http.ResponseWriter, r *http.Request, s *demoSession) 
 	}
 	// The PIN is bound to what it confirms: the check must name the same
 	// amount and payee, and both are in the signed proof.
-	ver, err := d.shopAPI.start(r.Context(), startParams{To: s.account.Phone, Subject: s.account.ID, Amount: o.Price(), Payee: o.Payee})
+	ver, err := d.shopAPI.Start(r.Context(), client.StartParams{To: s.account.Phone, Subject: s.account.ID, Amount: o.Price(), Payee: o.Payee})
 	if err != nil {
 		_, v.Alert = d.apiMessage(r.Context(), err, "", "")
 		d.orderView(w, r, s, o, http.StatusServiceUnavailable, v)
@@ -230,11 +230,10 @@ func (d *demo) orderConfirm(w http.ResponseWriter, r *http.Request, s *demoSessi
 	}
 	// The check names the order as it is now: a PIN sent for another
 	// amount or payee does not confirm it.
-	_, err := d.shopAPI.check(r.Context(), checkParams{ID: o.VerificationID, Code: pin, Subject: s.account.ID,
+	_, err := d.shopAPI.Check(r.Context(), client.CheckParams{ID: o.VerificationID, Code: pin, Subject: s.account.ID,
 		Amount: o.Price(), Payee: o.Payee})
 	if err != nil {
-		var e *apiError
-		if errors.As(err, &e) && e.Code == pv.EForbidden && (e.Param == "amount" || e.Param == "payee") {
+		if e := client.AsError(err); e != nil && e.Code == pv.EForbidden && (e.Param == "amount" || e.Param == "payee") {
 			v.Errors["pin"] = "This PIN was sent to confirm " + o.PINPrice() + " to " + o.PINPayee +
 				", but the order is now " + o.Price() + " to " + o.Payee + ": get a new PIN for this order."
 		} else {

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/phoneverify/phoneverify/clientip"
 	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/verify"
 )
@@ -62,6 +63,11 @@ type Config struct {
 	// Gateways describes the configured gateways, for the dashboard.
 	Gateways []Gateway
 
+	// ClientIP names the client of a request (a [clientip.Resolver]'s
+	// ClientIP behind proxies), for the sign-in lockout and API keys
+	// restricted to address ranges. Default: the connection's peer.
+	ClientIP func(r *http.Request) string
+
 	// Logger receives errors; numbers are masked and codes never logged.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -93,6 +99,9 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = (*clientip.Resolver)(nil).ClientIP
+	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -113,12 +122,41 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 }
 
 // Mount registers the dashboard under /admin/ and, when enabled, the demo
-// under /demo/ on mux.
+// under /demo/ on mux. The handlers it registers have a Pattern method
+// naming each page's own route, which metrics.MuxRoute over mux uses to
+// label requests by page.
 func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.Handle("/admin/", h.admin.handler())
 	if h.demo != nil {
 		mux.Handle("/demo/", h.demo.handler())
 	}
+}
+
+// section serves one part of the pages (the dashboard or the demo) under
+// the prefix it is mounted at: its own routes, behind what every page gets
+// (see [protect]).
+type section struct {
+	mux  *http.ServeMux
+	next http.Handler
+}
+
+func newSection(log *slog.Logger, mux *http.ServeMux) *section {
+	return &section{mux: mux, next: protect(log, mux)}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *section) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.next.ServeHTTP(w, r) }
+
+// Pattern returns the pattern of the section's route that serves r ("GET
+// /admin/keys", "POST /demo/shop/orders/{id}/pin"; "/admin/" or "/demo/"
+// for the section's page-not-found). It makes a section a metrics.Router
+// (without this package importing metrics): a node's request metrics and
+// log lines name the page's own route rather than the prefix the section
+// is mounted under, and never the raw path, whose ids would make the
+// labels unbounded.
+func (s *section) Pattern(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	return pattern
 }
 
 // deriveKey returns a key for one purpose, derived from the server secret.

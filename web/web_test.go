@@ -18,6 +18,7 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/httpapi"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/store"
@@ -30,16 +31,6 @@ const (
 	bootstrapKey  = "web-test-key-0123456789"
 	adminPassword = "correct horse battery"
 )
-
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // phones stands in for the phones: it keeps the codes sent to each number.
 type phones struct {
@@ -66,7 +57,7 @@ type env struct {
 	store  *store.Store
 	engine *verify.Engine
 	phones *phones
-	clock  *clock
+	clock  *testenv.Clock
 	srv    *httptest.Server
 	client *http.Client
 	// csrf is the token of the last page read.
@@ -80,6 +71,8 @@ type options struct {
 	inbox bool
 	// tweak may change the pages' configuration.
 	tweak func(*web.Config)
+	// fraud turns fraud protection on (block mode).
+	fraud bool
 }
 
 // newEnv serves the API and the pages of a node on SQLite in a temporary
@@ -97,7 +90,7 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	secret := bytes.Repeat([]byte("s"), 32)
 	hasher, _ := otp.NewHasher(secret)
-	clk := &clock{now: time.Date(2026, 11, 22, 12, 30, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 22, 12, 30, 0, 0, time.UTC))
 	keys, err := token.NewKeyring(ctx, st, secret, clk.Now(), token.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,8 +104,12 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	sealer, _ := otp.NewSealer(secret)
 	var d *outbox.Dispatcher
-	e, err := verify.New(verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, BootstrapKey: bootstrapKey, Now: clk.Now,
-		Notify: func() { d.Notify() }})
+	vcfg := verify.Config{Store: st, Sealer: sealer, Hasher: hasher, Keys: keys, BootstrapKey: bootstrapKey, Now: clk.Now,
+		Notify: func() { d.Notify() }}
+	if o.fraud {
+		vcfg.Fraud = &verify.FraudConfig{DefaultMode: pv.FraudBlock}
+	}
+	e, err := verify.New(vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +355,7 @@ func TestSessionEnds(t *testing.T) {
 		// end does what should end the session.
 		end func(t *testing.T, e *env, keyID string)
 	}{
-		{"expiry", func(t *testing.T, e *env, _ string) { e.clock.Add(9 * time.Hour) }},
+		{"expiry", func(t *testing.T, e *env, _ string) { e.clock.Advance(9 * time.Hour) }},
 		{"revoked key", func(t *testing.T, e *env, id string) {
 			if err := e.engine.RevokeAPIKey(context.Background(), id); err != nil {
 				t.Fatal(err)
@@ -420,7 +417,7 @@ func TestAdminSignInRateLimited(t *testing.T) {
 	if p.header.Get("Retry-After") == "" || !strings.Contains(p.body, "Too many failed sign-in attempts") {
 		t.Errorf("429 without Retry-After or message: %v\n%s", p.header, p.body)
 	}
-	e.clock.Add(16 * time.Minute)
+	e.clock.Advance(16 * time.Minute)
 	if p := e.signIn(t, adminPassword); p.status != http.StatusSeeOther {
 		t.Errorf("after the window: status %d, want 303", p.status)
 	}
@@ -567,6 +564,7 @@ func TestAdminKeys(t *testing.T) {
 		{"no name", url.Values{"scope": {"verify:send"}}, "name", "Name the key"},
 		{"no scope", url.Values{"name": {"ci"}}, "scope", "Choose at least one scope."},
 		{"unknown service", url.Values{"name": {"ci"}, "scope": {"verify:send"}, "service": {"VA0"}}, "service", "Choose a service."},
+		{"bad address range", url.Values{"name": {"ci"}, "scope": {"verify:send"}, "allowed_ips": {"10.0.0.0/99"}}, "allowed_ips", "&#34;10.0.0.0/99&#34; is not an IP address or CIDR range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -585,7 +583,7 @@ func TestAdminKeys(t *testing.T) {
 	if p.status != http.StatusCreated || raw == nil {
 		t.Fatalf("create: status %d, no key shown:\n%s", p.status, p.body)
 	}
-	if _, err := e.engine.Authenticate(context.Background(), raw[1]); err != nil {
+	if _, err := e.engine.Authenticate(context.Background(), raw[1], ""); err != nil {
 		t.Fatalf("the key shown does not authenticate: %v", err)
 	}
 	list := e.get(t, "/admin/keys")
@@ -603,8 +601,25 @@ func TestAdminKeys(t *testing.T) {
 	if p := e.get(t, p.header.Get("Location")); !strings.Contains(p.body, "The key “checkout” is revoked") {
 		t.Errorf("no notice after revoking:\n%s", p.body)
 	}
-	if _, err := e.engine.Authenticate(context.Background(), raw[1]); pv.ErrorCode(err) != pv.EUnauthorized {
+	if _, err := e.engine.Authenticate(context.Background(), raw[1], ""); pv.ErrorCode(err) != pv.EUnauthorized {
 		t.Errorf("revoked key: Authenticate = %v, want unauthorized", err)
+	}
+
+	// A key restricted to a range: listed with it, refused from elsewhere.
+	p = e.post(t, "/admin/keys", url.Values{"name": {"office"}, "service": {e.engine.DefaultServiceID()},
+		"scope": {"verify:send"}, "allowed_ips": {"203.0.113.0/24"}})
+	office := regexp.MustCompile(`id="new-key">(pvk_[0-9a-f]+)<`).FindStringSubmatch(p.body)
+	if p.status != http.StatusCreated || office == nil {
+		t.Fatalf("create restricted: status %d", p.status)
+	}
+	if _, err := e.engine.Authenticate(context.Background(), office[1], "198.51.100.1"); pv.ErrorCode(err) != pv.EForbidden {
+		t.Errorf("restricted key from outside: %v, want forbidden", err)
+	}
+	if _, err := e.engine.Authenticate(context.Background(), office[1], "203.0.113.9"); err != nil {
+		t.Errorf("restricted key from inside: %v", err)
+	}
+	if list := e.get(t, "/admin/keys"); !strings.Contains(list.body, "203.0.113.0/24") {
+		t.Error("the list does not show the key's range")
 	}
 }
 
