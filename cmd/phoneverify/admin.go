@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -97,6 +98,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	service := fs.String("service", "", "service id (default: the default service)")
 	scopes := fs.String("scopes", "", "comma-separated scopes (default: all): "+strings.Join(verify.AllScopes, ","))
 	twilio := fs.Bool("twilio", false, "make credentials for the Twilio-compatible API (account SID, API key SID, auth token)")
+	allowedIPs := fs.String("allowed-ips", "", "comma-separated CIDRs or addresses the key is accepted from (default: anywhere)")
 	id, args := splitID(args)
 	cfg, rest, err := LoadConfig(getenv, fs, args)
 	if err != nil {
@@ -119,11 +121,18 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		if svc == "" || svc == "default" {
 			svc = a.Engine.DefaultServiceID()
 		}
-		if *twilio {
-			if *scopes != "" {
-				return errors.New("apikey create: --twilio keys hold every scope; drop --scopes")
+		allowed, err := verify.ParseAllowedIPs(*allowedIPs)
+		if err != nil {
+			return fmt.Errorf("apikey create: --allowed-ips: %s", pv.ErrorMessage(err))
+		}
+		var list []string
+		if *scopes != "" {
+			for _, sc := range strings.Split(*scopes, ",") {
+				list = append(list, strings.TrimSpace(sc))
 			}
-			creds, k, err := a.Engine.CreateCompatKey(ctx, svc, *name)
+		}
+		if *twilio {
+			creds, k, err := a.Engine.CreateCompatKeyWithScopes(ctx, svc, *name, list, allowed)
 			if err != nil {
 				return err
 			}
@@ -132,11 +141,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 			fmt.Fprintf(stdout, "TWILIO_ACCOUNT_SID=%s\nTWILIO_API_KEY=%s\nTWILIO_AUTH_TOKEN=%s\n", creds.AccountSID, creds.APIKeySID, creds.Secret)
 			return nil
 		}
-		var list []string
-		if *scopes != "" {
-			list = strings.Split(*scopes, ",")
-		}
-		raw, k, err := a.Engine.CreateAPIKey(ctx, svc, *name, list)
+		raw, k, err := a.Engine.CreateAPIKeyWithIPs(ctx, svc, *name, list, allowed)
 		if err != nil {
 			return err
 		}
@@ -149,13 +154,26 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSERVICE\tSCOPES\tCREATED\tSTATUS")
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSERVICE\tSCOPES\tALLOWED IPS\tCREATED\tLAST USED\tSTATUS")
 		for _, k := range keys {
 			status := "active"
 			if k.RevokedAt != nil {
 				status = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.ServiceID, strings.Join(k.Scopes, ","), k.CreatedAt.UTC().Format(time.RFC3339), status)
+			allowed := "any"
+			if len(k.AllowedIPs) > 0 {
+				ps := make([]string, len(k.AllowedIPs))
+				for i, p := range k.AllowedIPs {
+					ps[i] = p.String()
+				}
+				allowed = strings.Join(ps, ",")
+			}
+			used := "never"
+			if k.LastUsedAt != nil {
+				used = k.LastUsedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.ServiceID, strings.Join(k.Scopes, ","),
+				allowed, k.CreatedAt.UTC().Format(time.RFC3339), used, status)
 		}
 		return tw.Flush()
 	case "revoke":
@@ -186,10 +204,26 @@ func serviceFlags(fs *flag.FlagSet) (apply func(s *pv.Service) error) {
 	tokenTTL := fs.Duration("token-ttl", 0, "lifetime of issued tokens")
 	oneSubject := fs.String("one-subject-per-phone", "", "true|false: refuse a phone verified by another subject")
 	rejectVerified := fs.String("reject-already-verified", "", "true|false: refuse re-verifying a subject's verified phone")
+	limitFlags := map[string]*string{}
+	for _, l := range limitFlagNames {
+		limitFlags[l.flag] = fs.String(l.flag, "", l.help+": N/DURATION, off, or default (the server-wide setting)")
+	}
+	allowCountries := fs.String("allow-countries", "", "comma-separated ISO countries codes may be sent to (none: every country not denied)")
+	denyCountries := fs.String("deny-countries", "", "comma-separated ISO countries codes are never sent to (none: clear the list)")
 	return func(s *pv.Service) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
+			if v, ok := limitFlags[f.Name]; ok {
+				err = errors.Join(err, setLimitFlag(&s.Limits, f.Name, *v))
+				return
+			}
 			switch f.Name {
+			case "allow-countries":
+				cc, e := pv.ParseCountries(*allowCountries)
+				s.Limits.AllowCountries, err = cc, errors.Join(err, flagErr(f.Name, e))
+			case "deny-countries":
+				cc, e := pv.ParseCountries(*denyCountries)
+				s.Limits.DenyCountries, err = cc, errors.Join(err, flagErr(f.Name, e))
 			case "name":
 				s.Name = *name
 			case "code-length":
@@ -219,6 +253,66 @@ func serviceFlags(fs *flag.FlagSet) (apply func(s *pv.Service) error) {
 		}
 		return verify.ValidateService(s)
 	}
+}
+
+// limitFlagNames maps each service limit to its flag.
+var limitFlagNames = []struct{ flag, limit, help string }{
+	{"per-number-day", "per_number_day", "codes per number over a long window (beside --max-sends per --send-window)"},
+	{"per-ip", "per_ip", "starts per client IP address (IPv6: per /64)"},
+	{"per-subject", "per_subject", "starts per subject"},
+	{"per-country", "per_country", "starts per destination country"},
+	{"budget-hour", "budget_hour", "SMS budget per hour (N or N/1h); reaching it trips the service's breaker"},
+	{"budget-day", "budget_day", "SMS budget per day (N or N/24h); reaching it trips the service's breaker"},
+	{"failed-checks", "failed_checks", "codes compared per number across verifications"},
+}
+
+// setLimitFlag sets the limit a flag names; a budget may be a bare count.
+func setLimitFlag(l *pv.ServiceLimits, flagName, v string) error {
+	for _, lf := range limitFlagNames {
+		if lf.flag != flagName {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 && strings.HasPrefix(lf.limit, "budget_") {
+			w := time.Hour
+			if lf.limit == "budget_day" {
+				w = 24 * time.Hour
+			}
+			v = fmt.Sprintf("%d/%s", n, w)
+		}
+		lim, err := pv.ParseLimitSetting(v)
+		if err != nil {
+			return flagErr(flagName, err)
+		}
+		*l.Field(lf.limit) = lim
+	}
+	return nil
+}
+
+func flagErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("--%s: %w", name, err)
+}
+
+// describeLimits renders a service's own limits, for service list.
+func describeLimits(l *pv.ServiceLimits) string {
+	var parts []string
+	for _, name := range pv.LimitNames {
+		if p := *l.Field(name); p != nil {
+			parts = append(parts, name+"="+p.String())
+		}
+	}
+	if len(l.AllowCountries) > 0 {
+		parts = append(parts, "allow="+strings.Join(l.AllowCountries, ","))
+	}
+	if len(l.DenyCountries) > 0 {
+		parts = append(parts, "deny="+strings.Join(l.DenyCountries, ","))
+	}
+	if len(parts) == 0 {
+		return "defaults"
+	}
+	return strings.Join(parts, " ")
 }
 
 func parseBool(name, v string, prev error) (bool, error) {
@@ -258,9 +352,9 @@ func runService(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tDEFAULT\tCODE\tTTL\tSENDS\tATTEMPTS\tTOKEN TTL")
+		fmt.Fprintln(tw, "ID\tNAME\tDEFAULT\tCODE\tTTL\tSENDS\tATTEMPTS\tTOKEN TTL\tLIMITS")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%d/%s\t%d\t%s\n", s.ID, s.Name, s.IsDefault, s.CodeLength, s.CodeTTL, s.MaxSends, s.SendWindow, s.MaxAttempts, s.TokenTTL)
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%d/%s\t%d\t%s\t%s\n", s.ID, s.Name, s.IsDefault, s.CodeLength, s.CodeTTL, s.MaxSends, s.SendWindow, s.MaxAttempts, s.TokenTTL, describeLimits(&s.Limits))
 		}
 		return tw.Flush()
 	case "create":

@@ -477,7 +477,7 @@ func TestBrowserDemoAndDashboard(t *testing.T) {
 		}
 		b.want(t, "#h-conversion + p", "Overall:")
 		b.want(t, "main", "Per country", "NP", "Demo sign-up", "Demo login", "Demo shop",
-			"does not record which gateway", "Fraud protection is not enabled", "log")
+			"does not record which gateway", "No fraud decisions.", "log")
 		b.shot(t, "admin-overview")
 		b.mobile(t, true)
 		b.open(t, "/admin/")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -58,17 +56,9 @@ func TestConfigRateLimitsAndRedis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			c, _, err := LoadConfig(func(k string) string { return tt.env[k] }, fs, tt.args)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("LoadConfig error = %v, want one naming %s", err, tt.wantErr)
-				}
+			c := loadConfigCase(t, tt.env, tt.args, tt.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("LoadConfig = %v", err)
 			}
 			if msg := tt.check(c); msg != "" {
 				t.Errorf("%s: %+v", msg, c)

@@ -41,9 +41,14 @@ Usage:
   phoneverify service create --name N [settings]
   phoneverify service update ID|default [settings]
   phoneverify keys rotate              start signing with a new key
+  phoneverify bench [flags]            load test nodes on this machine (bench -h)
+  phoneverify purge                    delete records older than PHONEVERIFY_RETENTION, once
+  phoneverify config check [flags]     validate the configuration, print it with sources
   phoneverify version
 
-Every flag has an environment variable PHONEVERIFY_<FLAG>; run
+Every flag has an environment variable PHONEVERIFY_<FLAG>, and every
+variable may be set in a KEY=VALUE file named by --config or
+PHONEVERIFY_CONFIG (flags > environment > file > defaults); run
 "phoneverify serve -h" for the list.
 `
 
@@ -64,6 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, getenv, stdout, stderr)
+	case "purge":
+		return runPurge(ctx, args, getenv, stdout, stderr)
+	case "config":
+		return runConfig(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "phoneverify", version)
 		return nil

@@ -265,23 +265,32 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			c, _, err := LoadConfig(envFunc(tt.env), fs, tt.args)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got %v, want an error mentioning %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tt.check(c) {
+			c := loadConfigCase(t, tt.env, tt.args, tt.wantErr)
+			if c != nil && !tt.check(c) {
 				t.Errorf("unexpected config %+v", c)
 			}
 		})
 	}
+}
+
+// loadConfigCase loads a configuration from env and args as the binary
+// does. With wantErr set it asserts an error mentioning wantErr and returns
+// nil; otherwise it fails the test on any error.
+func loadConfigCase(t *testing.T, env map[string]string, args []string, wantErr string) *Config {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c, _, err := LoadConfig(envFunc(env), fs, args)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("LoadConfig error = %v, want one mentioning %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("LoadConfig = %v", err)
+	}
+	return c
 }
 
 // TestPostgresNeedsSecret: without a shared secret a PostgreSQL node refuses

@@ -31,7 +31,7 @@ type node struct {
 }
 
 var (
-	readyLine      = regexp.MustCompile(`msg="phoneverify ready" addr=(\S+)`)
+	readyLine      = regexp.MustCompile(`"msg":"phoneverify ready","addr":"([^"]+)"`)
 	processSMSLine = regexp.MustCompile(`SMS to=\S+ verification=(VE[0-9a-f]{32}) body=".*?(\d{6})`)
 )
 

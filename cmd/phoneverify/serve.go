@@ -20,8 +20,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/events"
 	"github.com/phoneverify/phoneverify/gateway/vonage"
 	"github.com/phoneverify/phoneverify/httpapi"
+	"github.com/phoneverify/phoneverify/logging"
+	"github.com/phoneverify/phoneverify/metrics"
 	"github.com/phoneverify/phoneverify/otp"
 	"github.com/phoneverify/phoneverify/outbox"
 	"github.com/phoneverify/phoneverify/ratelimit/redislimit"
@@ -52,16 +55,28 @@ type Main struct {
 	Sender pv.Sender
 	// Outbox runs the workers that deliver messages.
 	Outbox *outbox.Dispatcher
+	// Events runs the workers that post event webhooks.
+	Events *events.Dispatcher
+	// eventsPoll is how often the event workers look for events they were
+	// not woken for (default events.DefaultPollInterval); tests may set it
+	// before Open.
+	eventsPoll time.Duration
 	// Now is the clock; tests may set it before Open.
 	Now func() time.Time
+	// Metrics counts what the node does, served at /metrics (or on
+	// PHONEVERIFY_METRICS_ADDR).
+	Metrics *metrics.Metrics
 
-	ln       net.Listener
-	server   *http.Server
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-	gateways *gatewaySet
-	// stopOutbox ends the workers' claiming; outboxDone closes once the
-	// sends in flight are finished and recorded.
+	ln     net.Listener
+	server *http.Server
+	// metricsLn and metricsServer serve /metrics on PHONEVERIFY_METRICS_ADDR.
+	metricsLn     net.Listener
+	metricsServer *http.Server
+	stop          context.CancelFunc
+	wg            sync.WaitGroup
+	gateways      *gatewaySet
+	// stopOutbox ends the outbox and event workers' claiming; outboxDone
+	// closes once the sends in flight are finished and recorded.
 	stopOutbox context.CancelFunc
 	outboxDone chan struct{}
 	// sweepLimits deletes spent rate-limit rows (SQL limiter only).
@@ -73,14 +88,15 @@ func NewMain(cfg *Config, stderr io.Writer) *Main {
 	return &Main{cfg: cfg, stderr: stderr, log: newLogger(cfg, stderr), Now: time.Now}
 }
 
+// newLogger returns the node's logger: PHONEVERIFY_LOG_FORMAT and
+// PHONEVERIFY_LOG_LEVEL (validated with the configuration), with the
+// request id of the request being served on every line.
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	l, err := logging.New(w, cfg.LogFormat, cfg.LogLevel)
+	if err != nil { // a Config built without LoadConfig
+		l, _ = logging.New(w, logging.FormatJSON, "info")
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return l
 }
 
 // Backoff between attempts to reach the database or Redis at start.
@@ -144,7 +160,7 @@ func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (*store.Store
 // database. Either way every node sharing the backend shares the limits.
 func (m *Main) openLimiter(ctx context.Context) (pv.Limiter, error) {
 	if m.cfg.RedisURL == "" {
-		l := sqllimit.New(m.Store.DB(), sqllimit.Options{Now: m.Now})
+		l := sqllimit.NewOnStore(m.Store, sqllimit.Options{Now: m.Now})
 		m.sweepLimits = l.Sweep
 		return l, nil
 	}
@@ -227,6 +243,18 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.Store = st
+	m.Metrics = metrics.New()
+	if err := m.Metrics.RegisterDB(st.DB(), "primary"); err != nil {
+		return err
+	}
+	if st.ReadDB() != st.DB() {
+		if err := m.Metrics.RegisterDB(st.ReadDB(), "reader"); err != nil {
+			return err
+		}
+	}
+	if err := m.Metrics.RegisterOutbox(st, m.Now); err != nil {
+		return err
+	}
 	secret, err := serverSecret(m.cfg, st)
 	if err != nil {
 		return err
@@ -248,6 +276,9 @@ func (m *Main) Open(ctx context.Context) error {
 		if m.gateways, err = buildGateways(m.cfg, m.stderr); err != nil {
 			return err
 		}
+		for i, g := range m.gateways.gateways {
+			m.gateways.gateways[i].Sender = m.Metrics.Sender(g.Name, g.Sender)
+		}
 		r, err := newRouter(m.cfg, m.gateways)
 		if err != nil {
 			return err
@@ -265,31 +296,47 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The engine, the outbox workers and the receipts wake the event
+	// workers when they record events on this node.
+	if m.Events, err = events.New(events.Config{Store: st, Sealer: sealer, Now: m.Now, Logger: m.log,
+		PollInterval: m.eventsPoll}); err != nil {
+		return err
+	}
 	m.Engine, err = verify.New(verify.Config{
 		Store: st, Sealer: sealer, Hasher: hasher, Keys: m.Keys,
 		Notify:        func() { d.Notify() },
+		EventsNotify:  m.Events.Notify,
 		DefaultRegion: m.cfg.DefaultRegion, TestNumbers: m.cfg.TestNumbers,
 		BootstrapKey: m.cfg.APIKey, Now: m.Now, Logger: m.log,
 		Limiter:     limiter,
-		StartLimits: verify.StartLimits{PerIP: m.cfg.RateLimitIP, PerCountry: m.cfg.RateLimitCountry},
+		Observer:    m.Metrics,
+		StartLimits: m.cfg.startLimits(),
+		Fraud:       &verify.FraudConfig{DefaultMode: m.cfg.FraudMode},
 	})
 	if err != nil {
 		return err
 	}
 	d, err = outbox.New(outbox.Config{
 		Store: st, Sender: m.Sender, Sealer: sealer, Failer: m.Engine,
-		Workers: m.cfg.OutboxWorkers, Now: m.Now, Logger: m.log,
+		Workers: m.cfg.OutboxWorkers, Now: m.Now, Logger: m.log, Subscribed: m.Engine.Subscribed,
+		EventsNotify: m.Events.Notify, Observe: m.Metrics.MessageOutcome,
 	})
 	if err != nil {
 		return err
 	}
 	m.Outbox = d
-	if _, err := m.Engine.EnsureDefaultService(ctx, pv.NewService(m.cfg.AppName)); err != nil {
+	def, err := m.Engine.EnsureDefaultService(ctx, pv.NewService(m.cfg.AppName))
+	if err != nil {
 		return err
+	}
+	if m.cfg.EventsURL != "" {
+		if _, err := m.Engine.EnsureEventSubscription(ctx, def.ID, m.cfg.EventsURL, m.cfg.EventsSecret); err != nil {
+			return fmt.Errorf("PHONEVERIFY_EVENTS_URL: %w", err)
+		}
 	}
 	rc := receipts.Config{Store: st, Vonage: m.cfg.Gateways.Vonage != nil,
 		VonageSignatureSecret: m.cfg.VonageSignatureSecret, VonageSignatureMethod: vonage.SignatureMethod(m.cfg.VonageSignatureMethod),
-		Now: m.Now, Logger: m.log}
+		EventsNotify: m.Events.Notify, Observe: m.Metrics.MessageReceipt, Now: m.Now, Logger: m.log}
 	if tw := m.cfg.Gateways.Twilio; tw != nil && twilioCallbackURL(m.cfg) != "" {
 		rc.TwilioAuthToken, rc.TwilioURL = tw.AuthToken, twilioCallbackURL(m.cfg)
 	}
@@ -302,17 +349,19 @@ func (m *Main) Open(ctx context.Context) error {
 		routes[pattern] = fn
 	}
 	api := httpapi.New(httpapi.Config{
-		Engine: m.Engine,
-		JWKS:   func() ([]byte, error) { return m.Keys.JWKS(m.Now()) },
-		Ready:  m.ready,
-		Logger: m.log,
-		Routes: routes,
+		Engine:   m.Engine,
+		JWKS:     func() ([]byte, error) { return m.Keys.JWKS(m.Now()) },
+		Ready:    m.ready,
+		Logger:   m.log,
+		Routes:   routes,
+		ClientIP: m.cfg.TrustedProxies.ClientIP,
 	})
 	// The Twilio-compatible API shares the listener: /v2/ is Twilio's.
 	root := http.NewServeMux()
 	root.Handle("/", api)
 	root.Handle("/v2/", twilioapi.New(twilioapi.Config{
 		Engine: m.Engine, AccountSID: m.cfg.CompatAccountSID, AuthToken: m.cfg.CompatAuthToken, Logger: m.log,
+		ClientIP: m.cfg.TrustedProxies.ClientIP,
 	}))
 	m.ln, err = net.Listen("tcp", m.cfg.Addr)
 	if err != nil {
@@ -322,8 +371,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.mountWeb(ctx, root, secret, inbox); err != nil {
 		return err
 	}
+	if err := m.serveMetrics(root); err != nil {
+		return err
+	}
 	m.server = &http.Server{
-		Handler:           root,
+		Handler:           m.instrument(root),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -334,11 +386,16 @@ func (m *Main) Open(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.expireLoop(bg)
+	m.wg.Add(1)
+	go m.purgeLoop(bg)
 	obCtx, stopOutbox := context.WithCancel(context.Background())
 	m.stopOutbox, m.outboxDone = stopOutbox, make(chan struct{})
 	go func() {
 		defer close(m.outboxDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = m.Events.Run(obCtx) })
 		_ = d.Run(obCtx)
+		wg.Wait()
 	}()
 	if m.cfg.APIKey != "" && len(m.cfg.APIKey) < 16 {
 		m.log.Warn("PHONEVERIFY_API_KEY is short; use it only for development")
@@ -349,8 +406,61 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.log.Info("phoneverify ready", "addr", m.ln.Addr().String(), "database", st.Dialect(), "rate_limits", limits,
 		"rate_limit_ip", m.cfg.RateLimitIP.String(), "rate_limit_country", m.cfg.RateLimitCountry.String(),
-		"outbox_workers", m.cfg.OutboxWorkers, "version", version)
+		"rate_limit_number_day", m.cfg.RateLimitNumberDay.String(), "rate_limit_subject", m.cfg.RateLimitSubject.String(),
+		"rate_limit_failed_checks", m.cfg.RateLimitFailedChecks.String(), "sms_budget_hour", m.cfg.SMSBudgetHour.String(),
+		"sms_budget_day", m.cfg.SMSBudgetDay.String(), "trusted_proxies", len(m.cfg.TrustedProxies.Trusted()),
+		"outbox_workers", m.cfg.OutboxWorkers, "fraud_mode", m.cfg.FraudMode, "retention", m.cfg.Retention.String(), "version", version)
 	return nil
+}
+
+// instrument wraps the node's handler: a request id for every request
+// (logged on each line logged while serving it, see package logging), its
+// count and latency by route pattern, and one log line when it is
+// answered, naming the route pattern (a raw path can hold a token).
+func (m *Main) instrument(root *http.ServeMux) http.Handler {
+	return logging.Middleware(m.Metrics.Middleware(metrics.MuxRoute(root), root,
+		func(r *http.Request, pattern string, code int, took time.Duration) {
+			m.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method),
+				slog.String("route", pattern), slog.Int("status", code),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000))
+		}))
+}
+
+// serveMetrics serves /metrics: on the main listener (root) by default, on
+// a listener of its own when PHONEVERIFY_METRICS_ADDR is an address (then
+// not on the main one), nowhere when it is "off".
+func (m *Main) serveMetrics(root *http.ServeMux) error {
+	switch m.cfg.MetricsAddr {
+	case "":
+		root.Handle("GET /metrics", m.Metrics.Handler())
+		return nil
+	case "off":
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PHONEVERIFY_METRICS_ADDR): %w", m.cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Metrics.Handler())
+	m.metricsLn = ln
+	m.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := m.metricsServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// MetricsAddr returns the address of the metrics listener, or "" when
+// /metrics is on the main listener or off.
+func (m *Main) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
 }
 
 // Addr returns the address the node listens on.
@@ -413,6 +523,9 @@ func (m *Main) Close() error {
 		cancel()
 	} else if m.ln != nil {
 		errs = append(errs, m.ln.Close())
+	}
+	if m.metricsServer != nil {
+		errs = append(errs, m.metricsServer.Close())
 	}
 	if m.stopOutbox != nil {
 		m.stopOutbox()

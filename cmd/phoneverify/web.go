@@ -69,7 +69,7 @@ func (m *Main) mountWeb(ctx context.Context, mux *http.ServeMux, secret []byte, 
 		Engine: m.Engine, Store: m.Store, Secret: secret,
 		Demo: m.cfg.demoEnabled(), APIURL: loopbackURL(m.ln.Addr()), Inbox: inbox,
 		AdminPassword: m.cfg.AdminPassword, SecureCookies: strings.HasPrefix(m.cfg.PublicURL, "https://"),
-		Gateways: m.describeGateways(inbox), Logger: m.log, Now: m.Now,
+		Gateways: m.describeGateways(inbox), Logger: m.log, Now: m.Now, ClientIP: m.cfg.TrustedProxies.ClientIP,
 	})
 	if err != nil {
 		return err
