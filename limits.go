@@ -44,11 +44,14 @@ type ServiceLimits struct {
 // ServiceLimitsStore is a [Store] that replaces a service's limits alone,
 // in one statement: a change of limits then never writes back the other
 // settings of the service as they stood when it was read, so it cannot
-// undo a concurrent change of them. The engine uses it when the store has
-// it, and a read and [Store.UpdateService] otherwise.
+// undo a concurrent change of them (and, as it moves UpdatedAt on, a
+// concurrent [Store.UpdateService] from an older read gets EConflict
+// instead of undoing it). The engine uses it when the store has it, and a
+// read and [Store.UpdateService] otherwise.
 type ServiceLimitsStore interface {
 	// UpdateServiceLimits replaces every limit and geo permission of the
-	// service serviceID with l and sets its UpdatedAt to at. Returns
+	// service serviceID with l and sets its UpdatedAt to at, or to a
+	// millisecond past the stored one if at is not later. Returns
 	// ENotFound if there is no such service.
 	UpdateServiceLimits(ctx context.Context, serviceID string, l *ServiceLimits, at time.Time) error
 }

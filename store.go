@@ -30,8 +30,16 @@ type Store interface {
 	// CreateService inserts s; s.ID must be set. Returns EConflict if a
 	// default service already exists and s.IsDefault is set.
 	CreateService(ctx context.Context, s *Service) error
-	// UpdateService saves every setting of s. Returns ENotFound if none.
-	UpdateService(ctx context.Context, s *Service) error
+	// UpdateService saves every setting of s, provided the service is
+	// unchanged since it was read: its stored UpdatedAt must still be
+	// readAt, the UpdatedAt of that read. Without that check, a change
+	// written from an older read would undo a concurrent one (say, of the
+	// limits). It stores s.UpdatedAt, or readAt plus a millisecond if that
+	// is not later, so every change moves UpdatedAt on, and sets
+	// s.UpdatedAt to what it stored. Returns ENotFound if there is no such
+	// service, and EConflict, writing nothing, if it changed since readAt or
+	// if s.IsDefault is set while another service is the default.
+	UpdateService(ctx context.Context, s *Service, readAt time.Time) error
 
 	// Verification returns the verification with the given id in the given
 	// service. Returns ENotFound if none.

@@ -16,8 +16,10 @@ const (
 	qUpdateService = `UPDATE services SET name = $2, is_default = $3, code_length = $4, code_ttl_ms = $5,
 	max_sends = $6, send_window_ms = $7, max_attempts = $8, template = $9, webotp_domain = $10,
 	one_subject_per_phone = $11, reject_already_verified = $12, token_ttl_ms = $13, created_at = $14,
-	updated_at = $15, limits = $16 WHERE id = $1`
-	qUpdateServiceLimits = `UPDATE services SET limits = $2, updated_at = $3 WHERE id = $1`
+	updated_at = CASE WHEN $15 > updated_at THEN $15 ELSE updated_at + 1 END, limits = $16
+	WHERE id = $1 AND updated_at = $17 RETURNING updated_at`
+	qUpdateServiceLimits = `UPDATE services SET limits = $2,
+	updated_at = CASE WHEN $3 > updated_at THEN $3 ELSE updated_at + 1 END WHERE id = $1`
 
 	verificationColumns = `id, service_id, phone, country, channel, status, subject, amount, payee, locale,
 	send_count, attempts, max_attempts, code_hash, expires_at, created_at, updated_at`

@@ -83,20 +83,32 @@ func (s *Store) CreateService(ctx context.Context, svc *phoneverify.Service) err
 	})
 }
 
-// UpdateService saves every setting of svc. It returns ENotFound if there is
-// no service with its id, and EConflict if it would make a second default
-// service.
-func (s *Store) UpdateService(ctx context.Context, svc *phoneverify.Service) error {
+// UpdateService saves every setting of svc if the service is unchanged
+// since readAt, in one conditional statement; see
+// [phoneverify.Store.UpdateService]. It returns ENotFound if there is no
+// service with its id, and EConflict if the service changed since readAt or
+// if svc would be a second default service.
+func (s *Store) UpdateService(ctx context.Context, svc *phoneverify.Service, readAt time.Time) error {
 	const op = "update service"
 	return s.withTx(ctx, op, func(r runner) error {
-		res, err := r.exec(qUpdateService, serviceArgs(svc)...)
-		if err != nil {
+		var stored int64
+		err := r.queryRow(qUpdateService, append(serviceArgs(svc), unixMilli(readAt))...).Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := scanService(r.queryRow(qSelectService, svc.ID)); errors.Is(err, sql.ErrNoRows) {
+				return notFound("service")
+			} else if err != nil {
+				return mapErr(op, err)
+			}
+			return phoneverify.Errorf(phoneverify.EConflict, "The service was changed since it was read; read it again and retry.")
+		case err != nil:
 			if isUniqueViolation(err) {
 				return conflict(err, "Another service is the default already.")
 			}
 			return mapErr(op, err)
 		}
-		return mustAffectOne(op, res, "service")
+		svc.UpdatedAt = fromUnixMilli(stored)
+		return nil
 	})
 }
 

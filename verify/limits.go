@@ -265,8 +265,9 @@ func (e *Engine) SetServiceLimits(ctx context.Context, serviceID string, l pv.Se
 	if ls, ok := e.store.(pv.ServiceLimitsStore); ok {
 		err = ls.UpdateServiceLimits(ctx, svc.ID, &l, now)
 	} else {
+		readAt := svc.UpdatedAt
 		svc.Limits, svc.UpdatedAt = l, now
-		err = e.store.UpdateService(ctx, svc)
+		err = e.store.UpdateService(ctx, svc, readAt)
 	}
 	e.ForgetService(svc.ID)
 	if err != nil {

@@ -124,9 +124,11 @@ func (e *Engine) CreateService(ctx context.Context, svc *pv.Service, f *pv.Servi
 	return x.SaveServiceFeatures(ctx, f)
 }
 
-// UpdateService saves every setting of svc and its features. Returns
-// EInvalidRequest naming the first bad setting and ENotFound if the service
-// does not exist.
+// UpdateService saves every setting of svc, as read (with its UpdatedAt)
+// and then changed, and its features. Returns EInvalidRequest naming the
+// first bad setting, ENotFound if the service does not exist, and
+// EConflict, saving nothing, if the service changed since svc was read:
+// read it again, apply the change and retry.
 func (e *Engine) UpdateService(ctx context.Context, svc *pv.Service, f *pv.ServiceFeatures) error {
 	x, err := e.extras()
 	if err != nil {
@@ -135,8 +137,10 @@ func (e *Engine) UpdateService(ctx context.Context, svc *pv.Service, f *pv.Servi
 	if err := ValidateService(svc); err != nil {
 		return err
 	}
+	readAt := svc.UpdatedAt
 	svc.UpdatedAt = e.Now()
-	if err := e.store.UpdateService(ctx, svc); err != nil {
+	if err := e.store.UpdateService(ctx, svc, readAt); err != nil {
+		svc.UpdatedAt = readAt
 		return err
 	}
 	f.ServiceID = svc.ID

@@ -87,6 +87,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"Services", testServices},
 		{"DefaultService", testDefaultService},
 		{"UpdateService", testUpdateService},
+		{"UpdateServiceStaleRead", testUpdateServiceStaleRead},
 		{"UpdateServiceLimits", testUpdateServiceLimits},
 		{"VerificationNotFound", testVerificationNotFound},
 		{"StartInsert", testStartInsert},
@@ -399,8 +400,9 @@ func testUpdateService(t *testing.T, s phoneverify.Store) {
 	day := phoneverify.Limit{Max: 10, Window: 24 * time.Hour}
 	svc.Limits = phoneverify.ServiceLimits{PerNumberDay: &day, PerIP: &phoneverify.Limit{},
 		BudgetHour: &phoneverify.Limit{Max: 500, Window: time.Hour}, DenyCountries: []string{"CU", "KP"}}
+	readAt := svc.UpdatedAt
 	svc.UpdatedAt = baseTime().Add(time.Minute)
-	if err := s.UpdateService(ctx, svc); err != nil {
+	if err := s.UpdateService(ctx, svc, readAt); err != nil {
 		t.Fatalf("UpdateService = %v", err)
 	}
 	got, err := s.Service(ctx, svc.ID)
@@ -413,11 +415,61 @@ func testUpdateService(t *testing.T, s phoneverify.Store) {
 
 	unknown := phoneverify.NewService("ghost")
 	unknown.ID = "nope"
-	wantCode(t, "UpdateService(unknown)", s.UpdateService(ctx, unknown), phoneverify.ENotFound)
+	wantCode(t, "UpdateService(unknown)", s.UpdateService(ctx, unknown, unknown.UpdatedAt), phoneverify.ENotFound)
 
 	mustService(t, s, "default", true)
 	svc.IsDefault = true
-	wantCode(t, "UpdateService(second default)", s.UpdateService(ctx, svc), phoneverify.EConflict)
+	wantCode(t, "UpdateService(second default)", s.UpdateService(ctx, svc, svc.UpdatedAt), phoneverify.EConflict)
+}
+
+// testUpdateServiceStaleRead: an update written from a read older than the
+// service's last change is refused with EConflict and writes nothing, so
+// that it cannot undo that change; every change moves UpdatedAt on, even
+// one stamped with a time that is not later.
+func testUpdateServiceStaleRead(t *testing.T, s phoneverify.Store) {
+	ctx := t.Context()
+	svc := mustService(t, s, "shared", false)
+	first, second := *svc, *svc // two readers of the same version
+
+	first.Name = "first"
+	if err := s.UpdateService(ctx, &first, svc.UpdatedAt); err != nil {
+		t.Fatalf("UpdateService(first) = %v", err)
+	}
+	if !first.UpdatedAt.After(svc.UpdatedAt) {
+		t.Errorf("UpdatedAt after an update stamped with the same time = %v, want after %v", first.UpdatedAt, svc.UpdatedAt)
+	}
+	second.MaxAttempts = 2
+	second.UpdatedAt = baseTime().Add(time.Hour)
+	wantCode(t, "UpdateService(stale read)", s.UpdateService(ctx, &second, svc.UpdatedAt), phoneverify.EConflict)
+	got, err := s.Service(ctx, svc.ID)
+	if err != nil {
+		t.Fatalf("Service = %v", err)
+	}
+	if d := diffService(got, &first); d != "" {
+		t.Errorf("Service after a refused stale update (want the first update kept): %s", d)
+	}
+
+	// A limits change is a change too: an update read before it is refused.
+	ls, ok := s.(phoneverify.ServiceLimitsStore)
+	if !ok {
+		return
+	}
+	before := *got
+	if err := ls.UpdateServiceLimits(ctx, svc.ID, &phoneverify.ServiceLimits{DenyCountries: []string{"CU"}}, got.UpdatedAt); err != nil {
+		t.Fatalf("UpdateServiceLimits = %v", err)
+	}
+	afterLimits, err := s.Service(ctx, svc.ID)
+	if err != nil {
+		t.Fatalf("Service = %v", err)
+	}
+	if !afterLimits.UpdatedAt.After(before.UpdatedAt) {
+		t.Errorf("UpdatedAt after a limits change stamped with the same time = %v, want after %v", afterLimits.UpdatedAt, before.UpdatedAt)
+	}
+	before.Name = "undoes the limits"
+	wantCode(t, "UpdateService(read before a limits change)", s.UpdateService(ctx, &before, got.UpdatedAt), phoneverify.EConflict)
+	if got, _ := s.Service(ctx, svc.ID); got == nil || len(got.Limits.DenyCountries) != 1 || got.Name != "first" {
+		t.Errorf("Service after a refused update = %+v, want the limits change kept and the name unchanged", got)
+	}
 }
 
 // testUpdateServiceLimits runs where the store is a
@@ -431,7 +483,7 @@ func testUpdateServiceLimits(t *testing.T, s phoneverify.Store) {
 	ctx := t.Context()
 	svc := mustService(t, s, "limited", false)
 	svc.Limits = phoneverify.ServiceLimits{PerIP: &phoneverify.Limit{Max: 3, Window: time.Minute}, AllowCountries: []string{"NP"}}
-	if err := s.UpdateService(ctx, svc); err != nil {
+	if err := s.UpdateService(ctx, svc, svc.UpdatedAt); err != nil {
 		t.Fatalf("UpdateService = %v", err)
 	}
 	for i, l := range []phoneverify.ServiceLimits{
