@@ -246,6 +246,9 @@ type keysData struct {
 	Scopes   []string
 	// Created is the key just made, shown this once.
 	Created string
+	// CreatedTwilio is the Twilio-compatible credentials just made, shown
+	// this once.
+	CreatedTwilio *verify.CompatCredentials
 	// revoked is the id of a key just revoked.
 	revoked string
 }
@@ -300,7 +303,8 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	serviceID := r.PostFormValue("service")
 	scopes := r.PostForm["scope"]
-	v.Form["name"], v.Form["service"] = name, serviceID
+	kind := r.PostFormValue("kind")
+	v.Form["name"], v.Form["service"], v.Form["kind"] = name, serviceID, kind
 	v.Form["allowed_ips"] = strings.TrimSpace(r.PostFormValue("allowed_ips"))
 	allowed, err := verify.ParseAllowedIPs(v.Form["allowed_ips"])
 	if err != nil {
@@ -312,11 +316,23 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 	if len(scopes) == 0 {
 		v.Errors["scope"] = "Choose at least one scope."
 	}
+	if kind != "" && kind != "api" && kind != "twilio" {
+		v.Errors["kind"] = "Choose a phoneverify API key or Twilio-compatible credentials."
+	}
 	if len(v.Errors) > 0 {
 		a.keysPage(w, r, s, http.StatusUnprocessableEntity, v)
 		return
 	}
-	raw, k, err := a.engine.CreateAPIKeyWithIPs(r.Context(), serviceID, name, scopes, allowed)
+	var (
+		raw   string
+		creds *verify.CompatCredentials
+		k     *pv.APIKey
+	)
+	if kind == "twilio" {
+		creds, k, err = a.engine.CreateCompatKeyWithScopes(r.Context(), serviceID, name, scopes, allowed)
+	} else {
+		raw, k, err = a.engine.CreateAPIKeyWithIPs(r.Context(), serviceID, name, scopes, allowed)
+	}
 	if err != nil {
 		e := pv.AsError(err)
 		switch {
@@ -337,7 +353,7 @@ func (a *admin) createKey(w http.ResponseWriter, r *http.Request, s *adminSessio
 	}
 	a.log.InfoContext(r.Context(), "admin created an API key", "key_id", k.ID, "by", s.Who)
 	v.Notice = "The key “" + k.Name + "” was created. Copy it now: it is shown only this once."
-	v.Data = keysData{Created: raw}
+	v.Data = keysData{Created: raw, CreatedTwilio: creds}
 	v.Form = map[string]string{}
 	a.keysPage(w, r, s, http.StatusCreated, v)
 }

@@ -565,6 +565,7 @@ func TestAdminKeys(t *testing.T) {
 		{"no scope", url.Values{"name": {"ci"}}, "scope", "Choose at least one scope."},
 		{"unknown service", url.Values{"name": {"ci"}, "scope": {"verify:send"}, "service": {"VA0"}}, "service", "Choose a service."},
 		{"bad address range", url.Values{"name": {"ci"}, "scope": {"verify:send"}, "allowed_ips": {"10.0.0.0/99"}}, "allowed_ips", "&#34;10.0.0.0/99&#34; is not an IP address or CIDR range"},
+		{"unknown kind", url.Values{"name": {"ci"}, "scope": {"verify:send"}, "kind": {"aws"}}, "kind", "Choose a phoneverify API key or Twilio-compatible credentials."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -620,6 +621,30 @@ func TestAdminKeys(t *testing.T) {
 	}
 	if list := e.get(t, "/admin/keys"); !strings.Contains(list.body, "203.0.113.0/24") {
 		t.Error("the list does not show the key's range")
+	}
+
+	// Twilio-compatible credentials, here for a trusted backend that may
+	// send RiskCheck=disable: shown once, and they authenticate with the
+	// chosen scopes.
+	p = e.post(t, "/admin/keys", url.Values{"name": {"backend"}, "service": {e.engine.DefaultServiceID()}, "kind": {"twilio"},
+		"scope": {"verify:send", "verify:check", "risk_check:override"}})
+	sid := regexp.MustCompile(`id="new-account-sid">(AC[0-9a-f]{32})<`).FindStringSubmatch(p.body)
+	keySID := regexp.MustCompile(`id="new-api-key-sid">(SK[0-9a-f]{32})<`).FindStringSubmatch(p.body)
+	token := regexp.MustCompile(`id="new-auth-token">([0-9a-f]{32})<`).FindStringSubmatch(p.body)
+	if p.status != http.StatusCreated || sid == nil || keySID == nil || token == nil {
+		t.Fatalf("create Twilio credentials: status %d, credentials not all shown:\n%s", p.status, p.body)
+	}
+	for _, user := range []string{sid[1], keySID[1]} {
+		k, _, err := e.engine.AuthenticateCompat(context.Background(), user, token[1], "")
+		if err != nil {
+			t.Fatalf("the Twilio credentials shown do not authenticate as %s: %v", user, err)
+		}
+		if !verify.HasScope(k, verify.ScopeRiskCheckOverride) || verify.HasScope(k, verify.ScopeAdmin) {
+			t.Errorf("Twilio credentials' scopes = %v, want the three chosen", k.Scopes)
+		}
+	}
+	if list := e.get(t, "/admin/keys"); strings.Contains(list.body, token[1]) {
+		t.Error("the auth token is shown again on the list")
 	}
 }
 
