@@ -218,14 +218,9 @@ func (h *Handler) fetchService(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.serviceResource(r, svc, f))
 }
 
-// updateServiceTries bounds how often an update of a service is applied
-// again to a fresh read when another change of the service came in between.
-const updateServiceTries = 5
-
 // updateService changes the settings the form names and keeps the others as
-// they are when it writes: if the service changed since it was read (a
-// limits change, another update), the form is applied again to a fresh
-// read, so the change in between is kept, not undone.
+// they are when it writes, a concurrent change of the service included
+// ([verify.Engine.ChangeService]).
 func (h *Handler) updateService(w http.ResponseWriter, r *http.Request) {
 	if _, _, err := h.service(r); err != nil {
 		h.writeError(w, r, err)
@@ -236,32 +231,18 @@ func (h *Handler) updateService(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	for try := 1; ; try++ {
-		svc, f, err := h.service(r)
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
+	svc, f, err := h.engine.ChangeService(r.Context(), r.PathValue("ServiceSid"), func(svc *pv.Service, f *pv.ServiceFeatures) error {
 		applyServiceForm(fm, svc, f)
-		if err := fm.err; err != nil {
-			h.writeError(w, r, err)
-			return
+		if fm.err != nil {
+			return fm.err
 		}
-		if err := verify.ValidateFeatures(f); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		err = h.engine.UpdateService(r.Context(), svc, f)
-		if pv.ErrorCode(err) == pv.EConflict && try < updateServiceTries {
-			continue
-		}
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, h.serviceResource(r, svc, f))
+		return verify.ValidateFeatures(f)
+	})
+	if err != nil {
+		h.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, h.serviceResource(r, svc, f))
 }
 
 func (h *Handler) deleteService(w http.ResponseWriter, r *http.Request) {

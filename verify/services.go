@@ -149,6 +149,38 @@ func (e *Engine) UpdateService(ctx context.Context, svc *pv.Service, f *pv.Servi
 	return err
 }
 
+// changeServiceTries bounds how often [Engine.ChangeService] applies a
+// change again to a fresh read when the service keeps changing under it.
+const changeServiceTries = 5
+
+// ChangeService reads the service id and its features, lets change edit
+// them, and saves them as [Engine.UpdateService] does. If the service
+// changed between the read and the write (its limits through the API, or
+// another update), change runs again on a fresh read, so that the change in
+// between is kept rather than undone; change must therefore derive its
+// edit from its arguments alone. Returns what change returns, the errors of
+// [Engine.ServiceWithFeatures] and [Engine.UpdateService], and EConflict if
+// the service still changed under it after a few tries.
+func (e *Engine) ChangeService(ctx context.Context, id string, change func(*pv.Service, *pv.ServiceFeatures) error) (*pv.Service, *pv.ServiceFeatures, error) {
+	for try := 1; ; try++ {
+		svc, f, err := e.ServiceWithFeatures(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := change(svc, f); err != nil {
+			return nil, nil, err
+		}
+		err = e.UpdateService(ctx, svc, f)
+		if pv.ErrorCode(err) == pv.EConflict && try < changeServiceTries {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return svc, f, nil
+	}
+}
+
 // DeleteService deletes a service: it answers as not found from then on and
 // its API keys stop working. The default service cannot be deleted.
 func (e *Engine) DeleteService(ctx context.Context, id string) error {

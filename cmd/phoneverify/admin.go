@@ -378,29 +378,14 @@ func runService(ctx context.Context, args []string, getenv func(string) string, 
 		if id == "default" {
 			id = a.Engine.DefaultServiceID()
 		}
-		// The flags are applied to a fresh read again if the service
-		// changed in between (say, its limits through the API), so that
-		// the update keeps that change instead of undoing it.
-		for try := 1; ; try++ {
-			s, err := a.Store.Service(ctx, id)
-			if err != nil {
-				return err
-			}
-			if err := apply(s); err != nil {
-				return err
-			}
-			readAt := s.UpdatedAt
-			s.UpdatedAt = a.Engine.Now()
-			err = a.Store.UpdateService(ctx, s, readAt)
-			if pv.ErrorCode(err) == pv.EConflict && try < 5 {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "service %s updated\n", s.ID)
-			return nil
+		// Through the engine, so that a change of the service in between
+		// (say, of its limits through the API) is kept, not undone.
+		s, _, err := a.Engine.ChangeService(ctx, id, func(s *pv.Service, _ *pv.ServiceFeatures) error { return apply(s) })
+		if err != nil {
+			return err
 		}
+		fmt.Fprintf(stdout, "service %s updated\n", s.ID)
+		return nil
 	default:
 		return fmt.Errorf("service: unknown subcommand %q (want list, create or update)", sub)
 	}
