@@ -146,7 +146,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				d.cfg.Logger.WarnContext(ctx, "events: claiming deliveries", "error", err)
 			}
-			if n < d.cfg.Workers || err != nil || ctx.Err() != nil {
+			// Look again after any delivery, not only after a full batch:
+			// one just posted may have been holding back the next event
+			// of its verification (deliveries are ordered), which no wake
+			// will announce. A look that finds nothing due ends the pass.
+			if n == 0 || err != nil || ctx.Err() != nil {
 				break
 			}
 		}

@@ -666,3 +666,35 @@ func TestNotifyWakesWorkers(t *testing.T) {
 		expect("verification.expired", "expired")
 	})
 }
+
+// TestHeldBackEventsNeedNoWake: an event held back behind an earlier one of
+// its verification (deliveries are ordered) is posted as soon as that one
+// is, without another wake or poll. Both events here are recorded before the
+// workers start, so the one wake they would have had is spent on the first.
+func TestHeldBackEventsNeedNoWake(t *testing.T) {
+	testenv.ForEachDatabase(t, func(t *testing.T, url string) {
+		e := newEnv(t, url)
+		r := newReceiver(t, e.clock.Now)
+		e.subscribe(t, r)
+		e.start(t)
+		e.send(t) // pending, then message.delivered, both recorded now
+		d, err := events.New(events.Config{Store: e.store, Sealer: e.sealer, Now: e.clock.Now, PollInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		for _, want := range []string{"verification.pending", "message.delivered"} {
+			select {
+			case got := <-r.arrived:
+				if got.Type != want {
+					t.Fatalf("got %s, want %s", got.Type, want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no %s within 20s: held back, and the workers waited for a poll an hour away", want)
+			}
+		}
+	})
+}
