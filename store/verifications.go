@@ -207,8 +207,10 @@ func addRegistryEntry(key phoneverify.NumberKey, state *phoneverify.StartState, 
 // ref.ServiceID. If apply returns an error nothing is written and that error
 // is returned unchanged. If the [phoneverify.Update] has Save set, every
 // mutable field of the verification is written; if it has Register set, the
-// subject's registry entry is created or replaced. It returns the
-// verification as apply left it.
+// subject's registry entry is created or replaced; if it has Conversion
+// set (with Save or Register), the conversion is counted, in the same
+// transaction, so only the run of apply that is saved counts. It returns
+// the verification as apply left it.
 //
 // It returns ENotFound, without calling apply, if ref matches no
 // verification.
@@ -264,6 +266,11 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		if u != nil && (u.Save || u.Register != nil) {
 			if err := insertEvents(r, op, u.Events); err != nil {
 				return err
+			}
+			if u.Conversion != nil {
+				if err := s.countConversionTx(r, op, v.ServiceID, v.ID, u.Conversion); err != nil {
+					return err
+				}
 			}
 		}
 		out = normalVerification(v)

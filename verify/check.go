@@ -97,7 +97,7 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 		payeeOK := equal(v.Payee, req.Payee)
 		if codeOK && subjectOK && amountOK && payeeOK {
 			v.Status = pv.StatusApproved
-			up := &pv.Update{Save: true}
+			up := &pv.Update{Save: true, Conversion: e.fraudConversion(v, now)}
 			if v.Subject != "" {
 				up.Register = &pv.VerifiedPhone{ServiceID: v.ServiceID, Subject: v.Subject, Phone: v.To, VerificationID: v.ID, VerifiedAt: now}
 			}
