@@ -232,6 +232,28 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		}
 		// Contended, or events to record: take the row lock and wait in line.
 	}
+	return s.updateLocked(ctx, op, ref, nil, apply)
+}
+
+// UpdateVerificationGuarded is [Store.UpdateVerification] that, in the same
+// transaction, calls guard with the verification as read before apply
+// sees it: a rate limiter that keeps its counters in this database (see
+// package sqllimit) takes an event there, so that a check costs one
+// transaction rather than two. If guard returns an error nothing is
+// written, apply is not called, and that error is returned. It always
+// takes the locking path (on PostgreSQL a row lock and a transaction of its
+// own, not the shared optimistic batches), so it pays only on SQLite.
+func (s *Store) UpdateVerificationGuarded(ctx context.Context, ref phoneverify.VerificationRef, guard func(q Querier, v *phoneverify.Verification) error, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (*phoneverify.Verification, error) {
+	const op = "update verification"
+	if ref.ID == "" && ref.Phone == "" {
+		return nil, notFound("verification")
+	}
+	return s.updateLocked(ctx, op, ref, guard, apply)
+}
+
+// updateLocked is UpdateVerification's locking path, with guard (if not
+// nil) called before apply.
+func (s *Store) updateLocked(ctx context.Context, op string, ref phoneverify.VerificationRef, guard func(q Querier, v *phoneverify.Verification) error, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (*phoneverify.Verification, error) {
 	var out *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
 		var row *sql.Row
@@ -249,6 +271,11 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		}
 
 		prev := indexedFieldsOf(v)
+		if guard != nil {
+			if err := guard(runnerQuerier{r}, v); err != nil {
+				return err
+			}
+		}
 		u, err := apply(v)
 		if err != nil {
 			return err
