@@ -186,6 +186,25 @@ type PurgeResult struct {
 	IPCounters       int64
 }
 
+// FraudConversion is an approval to count for fraud protection ([Update]
+// Conversion): one conversion for the number's prefix and country, and one
+// for the client address its verification was started from, if one was
+// recorded — what [FraudStore.CountConversion] counts.
+type FraudConversion struct {
+	Prefix  string
+	Country string
+	// At picks the hourly bucket.
+	At time.Time
+}
+
+// ConversionCounter is implemented by a store that can count an approval's
+// conversion inside [Store.UpdateVerification] ([Update] Conversion).
+type ConversionCounter interface {
+	// CountsConversions reports whether UpdateVerification counts
+	// Update.Conversion. When it is false the store ignores the field.
+	CountsConversions() bool
+}
+
 // FraudStore keeps fraud protection's settings, counters, blocks and
 // decisions, shared by every node. Counters are only ever changed by atomic
 // increments in the database.

@@ -118,3 +118,26 @@ func CheckLimit(l Limit) error {
 	}
 	return nil
 }
+
+// SlotUpdater is implemented by a [Limiter] that keeps its counters in the
+// store's own database and can record an event inside the transaction of
+// an update ([Store.UpdateVerification]), so that a check takes its
+// failed-check slot and saves its attempt in one transaction instead of
+// two, with the slot still taken before apply compares the code.
+type SlotUpdater interface {
+	// SlotsInUpdate reports whether UpdateVerificationWithSlot updates
+	// the verifications of st (the limiter's counters are in st's
+	// database) and is cheaper than a separate Allow; when false the
+	// engine calls Allow and then st.
+	SlotsInUpdate(st Store) bool
+	// UpdateVerificationWithSlot is [Store.UpdateVerification] that, in
+	// the same transaction, first calls slot with the verification as
+	// read; if slot returns ok, it records an event for key under limit
+	// exactly as [Limiter.Allow] would and passes the decision to apply
+	// (nil when slot returned !ok). A refused event is not recorded; a
+	// recorded one commits only with what apply saves, and not at all if
+	// apply returns an error. Errors as UpdateVerification, and as Allow
+	// for the event.
+	UpdateVerificationWithSlot(ctx context.Context, ref VerificationRef, slot func(*Verification) (key string, limit Limit, ok bool),
+		apply func(*Verification, *Decision) (*Update, error)) (*Verification, error)
+}

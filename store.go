@@ -170,4 +170,12 @@ type Update struct {
 	// Events, when set, are recorded in the same transaction (see
 	// [EventStore]).
 	Events []*Event
+	// Conversion, when set, counts the approval apply made as a fraud
+	// protection conversion in the same transaction as the save, so that
+	// it is counted exactly once however many times apply runs, and
+	// without a transaction of its own. Only a store whose
+	// [ConversionCounter.CountsConversions] reports true counts it; the
+	// engine calls [FraudStore.CountConversion] after the commit
+	// otherwise.
+	Conversion *FraudConversion
 }

@@ -267,10 +267,16 @@ func (s *Store) CountFraud(ctx context.Context, serviceID string, keys []phoneve
 	})
 }
 
-// CountConversion adds one conversion to the prefix and country counters
-// and to the address the verification was started from.
-func (s *Store) CountConversion(ctx context.Context, serviceID, verificationID, prefix, country string, at time.Time) error {
-	const op = "count conversion"
+var _ phoneverify.ConversionCounter = (*Store)(nil)
+
+// CountsConversions reports that [Store.UpdateVerification] counts an
+// approval's conversion ([phoneverify.Update] Conversion) in the same
+// transaction as the approval, on both dialects.
+func (s *Store) CountsConversions() bool { return true }
+
+// conversionKeys returns the prefix and country counters a conversion adds
+// to, in the order every counter write locks them.
+func conversionKeys(prefix, country string) []phoneverify.FraudKey {
 	var keys []phoneverify.FraudKey
 	if prefix != "" {
 		keys = append(keys, phoneverify.FraudKey{Scope: phoneverify.FraudScopePrefix, Key: prefix})
@@ -278,6 +284,29 @@ func (s *Store) CountConversion(ctx context.Context, serviceID, verificationID, 
 	if country != "" {
 		keys = append(keys, phoneverify.FraudKey{Scope: phoneverify.FraudScopeCountry, Key: country})
 	}
+	return keys
+}
+
+// countConversionTx adds one conversion inside the transaction r runs in:
+// the prefix and country counters first, then the address the
+// verification was started from, the order in which CountFraud locks them.
+func (s *Store) countConversionTx(r runner, op, serviceID, verificationID string, c *phoneverify.FraudConversion) error {
+	hour := s.countHour(c.At)
+	if keys := conversionKeys(c.Prefix, c.Country); len(keys) > 0 {
+		q, args := upsertCounts(serviceID, keys, phoneverify.FraudCounts{Conversions: 1}, hour)
+		if _, err := r.exec(q, args...); err != nil {
+			return mapErr(op, err)
+		}
+	}
+	_, err := r.exec(qCountIPConversion, verificationID, hour)
+	return mapErr(op, err)
+}
+
+// CountConversion adds one conversion to the prefix and country counters
+// and to the address the verification was started from.
+func (s *Store) CountConversion(ctx context.Context, serviceID, verificationID, prefix, country string, at time.Time) error {
+	const op = "count conversion"
+	keys := conversionKeys(prefix, country)
 	hour := s.countHour(at)
 	if s.dialect == DialectPostgres {
 		// One statement, as in CountFraud: every approval of the service
@@ -304,14 +333,8 @@ func (s *Store) CountConversion(ctx context.Context, serviceID, verificationID, 
 		})
 	}
 	return s.withTx(ctx, op, func(r runner) error {
-		if len(keys) > 0 {
-			q, args := upsertCounts(serviceID, keys, phoneverify.FraudCounts{Conversions: 1}, hour)
-			if _, err := r.exec(q, args...); err != nil {
-				return mapErr(op, err)
-			}
-		}
-		_, err := r.exec(qCountIPConversion, verificationID, hour)
-		return mapErr(op, err)
+		return s.countConversionTx(r, op, serviceID, verificationID,
+			&phoneverify.FraudConversion{Prefix: prefix, Country: country, At: at})
 	})
 }
 

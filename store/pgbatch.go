@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -222,13 +223,30 @@ func (b *pgBatcher) run(batch []*pgReq) {
 			_, sj := writes[j].req.op.(*startOp)
 			return si && !sj
 		})
+		// Approvals that count a conversion need an explicit transaction:
+		// their counters are added after the swaps, by the swaps that
+		// won, and commit with them.
+		var converts bool
+		for _, w := range writes {
+			if u, ok := w.req.op.(*updateOp); ok && u.conv != nil {
+				converts = true
+			}
+		}
 		wb := &pgx.Batch{}
+		if converts {
+			wb.Queue("BEGIN")
+		}
 		for _, w := range writes {
 			wb.Queue(w.query, w.args...)
 		}
 		br = pc.SendBatch(ctx, wb)
-		tags := make([]int64, len(writes))
 		var werr error
+		if converts {
+			if _, err := br.Exec(); err != nil {
+				werr = err
+			}
+		}
+		tags := make([]int64, len(writes))
 		for i := range writes {
 			tag, err := br.Exec()
 			if err != nil && werr == nil {
@@ -239,9 +257,21 @@ func (b *pgBatcher) run(batch []*pgReq) {
 		if err := br.Close(); err != nil && werr == nil {
 			werr = err
 		}
+		if werr == nil && converts {
+			var convs []*updateOp
+			for i, w := range writes {
+				if u, ok := w.req.op.(*updateOp); ok && u.conv != nil && tags[i] == 1 {
+					convs = append(convs, u)
+				}
+			}
+			werr = commitConversions(ctx, pc, convs)
+		}
 		if werr != nil {
-			// The implicit transaction rolled back: nothing of this batch
-			// was written.
+			// The transaction rolled back: nothing of this batch was
+			// written.
+			if converts {
+				rollback(ctx, pc)
+			}
 			for _, w := range writes {
 				w.req.op.fail(errBatchAborted{werr})
 			}
@@ -254,6 +284,95 @@ func (b *pgBatcher) run(batch []*pgReq) {
 	})
 	if !ran {
 		failAll(err)
+	}
+}
+
+// The statements that count a batch's conversions: every approval's
+// prefix and country counter, summed per row, then those of the addresses
+// the verifications were started from. Both lock their rows in one order
+// (service, scope, key, hour; addresses after the prefix and country rows
+// of every service), which CountFraud's single-statement upserts follow too
+// (prefix, country, address), so that concurrent batches and starts never
+// wait on each other in a cycle.
+const (
+	qPGBatchConversions = `INSERT INTO fraud_counts (service_id, scope, key, hour, sends, conversions)
+	SELECT s, sc, k, h, 0, n FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+	WITH ORDINALITY AS c(s, sc, k, h, n, o) ORDER BY o` + fraudCountsConflict
+	qPGBatchIPConversions = `INSERT INTO fraud_counts (service_id, scope, key, hour, sends, conversions)
+	SELECT f.service_id, 'ip', f.ip, c.h, 0, COUNT(*) FROM unnest($1::text[], $2::bigint[]) AS c(id, h)
+	JOIN fraud_starts f ON f.verification_id = c.id WHERE f.ip <> ''
+	GROUP BY f.service_id, f.ip, c.h ORDER BY f.service_id, f.ip, c.h` + fraudCountsConflict
+)
+
+// commitConversions counts the conversions of the approvals whose swaps
+// won, in the batch's open transaction, and commits it: one round trip.
+// The counter rows, which every approval of a service shares, are locked
+// only from here to the commit, and once per batch rather than once per
+// approval. A batch uses one of the pgCountShards rows of each counter.
+func commitConversions(ctx context.Context, pc *pgx.Conn, convs []*updateOp) error {
+	b := &pgx.Batch{}
+	if len(convs) > 0 {
+		type row struct {
+			svc   string
+			scope int // 0 prefix, 1 country: the order counters are locked in
+			key   string
+			hour  int64
+		}
+		shard := mrand.Int64N(pgCountShards)
+		counts := map[row]int64{}
+		ids, hours := make([]string, 0, len(convs)), make([]int64, 0, len(convs))
+		for _, u := range convs {
+			hour := hourOf(u.conv.At) + shard
+			for _, k := range conversionKeys(u.conv.Prefix, u.conv.Country) {
+				r := row{svc: u.convService, key: k.Key, hour: hour}
+				if k.Scope == phoneverify.FraudScopeCountry {
+					r.scope = 1
+				}
+				counts[r]++
+			}
+			ids, hours = append(ids, u.convID), append(hours, hour)
+		}
+		rows := make([]row, 0, len(counts))
+		for r := range counts {
+			rows = append(rows, r)
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			if a.svc != b.svc {
+				return a.svc < b.svc
+			}
+			if a.scope != b.scope {
+				return a.scope < b.scope
+			}
+			if a.key != b.key {
+				return a.key < b.key
+			}
+			return a.hour < b.hour
+		})
+		var svcs, scopes, keys []string
+		var hs, ns []int64
+		for _, r := range rows {
+			scope := phoneverify.FraudScopePrefix
+			if r.scope == 1 {
+				scope = phoneverify.FraudScopeCountry
+			}
+			svcs, scopes, keys = append(svcs, r.svc), append(scopes, scope), append(keys, r.key)
+			hs, ns = append(hs, r.hour), append(ns, counts[r])
+		}
+		if len(rows) > 0 {
+			b.Queue(qPGBatchConversions, svcs, scopes, keys, hs, ns)
+		}
+		b.Queue(qPGBatchIPConversions, ids, hours)
+	}
+	b.Queue("COMMIT")
+	return pc.SendBatch(ctx, b).Close()
+}
+
+// rollback ends the batch's failed transaction, so that the connection
+// goes back to the pool outside one; if it cannot, badConn discards it.
+func rollback(ctx context.Context, pc *pgx.Conn) {
+	if _, err := pc.Exec(ctx, "ROLLBACK"); err != nil {
+		pc.Close(ctx) //nolint:errcheck // discarded either way
 	}
 }
 
@@ -341,6 +460,10 @@ type updateOp struct {
 	ref   phoneverify.VerificationRef
 	apply func(*phoneverify.Verification) (*phoneverify.Update, error)
 	v     *phoneverify.Verification
+	// conv is the conversion the planned write counts if its swap wins,
+	// for the verification convID of service convService.
+	conv                *phoneverify.FraudConversion
+	convService, convID string
 }
 
 func (u *updateOp) rowKey() string {
@@ -377,6 +500,7 @@ func (u *updateOp) plan() (string, []any, bool) {
 	}
 	v := u.v
 	read := normalVerification(v)
+	u.conv = nil
 	up, err := u.apply(v)
 	if err != nil {
 		u.finish(nil, err)
@@ -398,6 +522,7 @@ func (u *updateOp) plan() (string, []any, bool) {
 		save = v
 	}
 	u.out = normalVerification(save)
+	u.conv, u.convService, u.convID = up.Conversion, read.ServiceID, read.ID
 	args := append(verificationArgs(save), wasArgs(read)...)
 	if up.Register == nil {
 		return qSwapVerification, args, false

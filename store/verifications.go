@@ -207,8 +207,10 @@ func addRegistryEntry(key phoneverify.NumberKey, state *phoneverify.StartState, 
 // ref.ServiceID. If apply returns an error nothing is written and that error
 // is returned unchanged. If the [phoneverify.Update] has Save set, every
 // mutable field of the verification is written; if it has Register set, the
-// subject's registry entry is created or replaced. It returns the
-// verification as apply left it.
+// subject's registry entry is created or replaced; if it has Conversion
+// set (with Save or Register), the conversion is counted, in the same
+// transaction, so only the run of apply that is saved counts. It returns
+// the verification as apply left it.
 //
 // It returns ENotFound, without calling apply, if ref matches no
 // verification.
@@ -230,6 +232,28 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		}
 		// Contended, or events to record: take the row lock and wait in line.
 	}
+	return s.updateLocked(ctx, op, ref, nil, apply)
+}
+
+// UpdateVerificationGuarded is [Store.UpdateVerification] that, in the same
+// transaction, calls guard with the verification as read before apply
+// sees it: a rate limiter that keeps its counters in this database (see
+// package sqllimit) takes an event there, so that a check costs one
+// transaction rather than two. If guard returns an error nothing is
+// written, apply is not called, and that error is returned. It always
+// takes the locking path (on PostgreSQL a row lock and a transaction of its
+// own, not the shared optimistic batches), so it pays only on SQLite.
+func (s *Store) UpdateVerificationGuarded(ctx context.Context, ref phoneverify.VerificationRef, guard func(q Querier, v *phoneverify.Verification) error, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (*phoneverify.Verification, error) {
+	const op = "update verification"
+	if ref.ID == "" && ref.Phone == "" {
+		return nil, notFound("verification")
+	}
+	return s.updateLocked(ctx, op, ref, guard, apply)
+}
+
+// updateLocked is UpdateVerification's locking path, with guard (if not
+// nil) called before apply.
+func (s *Store) updateLocked(ctx context.Context, op string, ref phoneverify.VerificationRef, guard func(q Querier, v *phoneverify.Verification) error, apply func(*phoneverify.Verification) (*phoneverify.Update, error)) (*phoneverify.Verification, error) {
 	var out *phoneverify.Verification
 	err := s.withTx(ctx, op, func(r runner) error {
 		var row *sql.Row
@@ -247,6 +271,11 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		}
 
 		prev := indexedFieldsOf(v)
+		if guard != nil {
+			if err := guard(runnerQuerier{r}, v); err != nil {
+				return err
+			}
+		}
 		u, err := apply(v)
 		if err != nil {
 			return err
@@ -264,6 +293,11 @@ func (s *Store) UpdateVerification(ctx context.Context, ref phoneverify.Verifica
 		if u != nil && (u.Save || u.Register != nil) {
 			if err := insertEvents(r, op, u.Events); err != nil {
 				return err
+			}
+			if u.Conversion != nil {
+				if err := s.countConversionTx(r, op, v.ServiceID, v.ID, u.Conversion); err != nil {
+					return err
+				}
 			}
 		}
 		out = normalVerification(v)

@@ -13,6 +13,8 @@ import (
 
 	pv "github.com/phoneverify/phoneverify"
 	"github.com/phoneverify/phoneverify/internal/testenv"
+	"github.com/phoneverify/phoneverify/ratelimit/sqllimit"
+	"github.com/phoneverify/phoneverify/store"
 	"github.com/phoneverify/phoneverify/verify"
 )
 
@@ -265,15 +267,28 @@ func TestGeoPermissions(t *testing.T) {
 // compared to 24 × 10 = 240 in the day, so with 6-digit codes their chance
 // of success is at most 240 / 10^6 = 0.024%. The per-number send limits are
 // raised out of the way so that the cap alone is tested.
+//
+// It runs with the in-memory limiter, whose slot is taken before the check's
+// transaction, and with the SQL limiter in the store's (SQLite) database,
+// whose slot is taken inside it.
 func TestBruteForceBound(t *testing.T) {
 	t.Parallel()
+	for _, sql := range []bool{false, true} {
+		t.Run(limiterName(sql), func(t *testing.T) {
+			t.Parallel()
+			testBruteForceBound(t, sql)
+		})
+	}
+}
+
+func testBruteForceBound(t *testing.T, sql bool) {
 	const (
 		capPerHour = 10
 		day        = 24 * time.Hour
 		step       = 30 * time.Second
 	)
 	h := newHarness(t, func(s *pv.Service) { s.MaxSends = 1000; s.SendWindow = time.Minute; s.MaxAttempts = 5 },
-		withLimits(verify.StartLimits{FailedChecks: pv.Limit{Max: capPerHour, Window: time.Hour}}))
+		withCapLimiter(sql, verify.StartLimits{FailedChecks: pv.Limit{Max: capPerHour, Window: time.Hour}}))
 	ctx := context.Background()
 	var compared, refusedByCap, starts int
 	end := h.clock.Now().Add(day)
@@ -313,8 +328,40 @@ func TestBruteForceBound(t *testing.T) {
 // cap, and a legitimate user still approves after waiting.
 func TestFailedCheckCapByID(t *testing.T) {
 	t.Parallel()
+	for _, sql := range []bool{false, true} {
+		t.Run(limiterName(sql), func(t *testing.T) {
+			t.Parallel()
+			testFailedCheckCapByID(t, sql)
+		})
+	}
+}
+
+// limiterName names the limiter withCapLimiter picks.
+func limiterName(sql bool) string {
+	if sql {
+		return "SQLInStore"
+	}
+	return "Memory"
+}
+
+// withCapLimiter is withLimits, on the SQL limiter in the store's database
+// if sql is set: the engine then takes the failed-check cap's slots inside
+// the checks' own transactions.
+func withCapLimiter(sql bool, limits verify.StartLimits) func(*verify.Config, *testenv.Clock) {
+	return func(cfg *verify.Config, c *testenv.Clock) {
+		withLimits(limits)(cfg, c)
+		if sql {
+			cfg.Limiter = sqllimit.NewOnStore(cfg.Store.(*store.Store), sqllimit.Options{Now: c.Now})
+		}
+	}
+}
+
+func testFailedCheckCapByID(t *testing.T, sql bool) {
 	h := newHarness(t, func(s *pv.Service) { s.MaxAttempts = 10 },
-		withLimits(verify.StartLimits{FailedChecks: pv.Limit{Max: 3, Window: time.Hour}}))
+		withCapLimiter(sql, verify.StartLimits{FailedChecks: pv.Limit{Max: 3, Window: time.Hour}}))
+	if got := h.e.SlotsInCheck(); got != sql {
+		t.Fatalf("slots taken in the check's transaction = %v, want %v", got, sql)
+	}
 	v := h.start(t, verify.StartRequest{To: nepal})
 	code := h.last(t).Code
 	for range 3 {

@@ -72,13 +72,32 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 	if err := validateBindings(req.Subject, req.Amount, req.Payee); err != nil {
 		return nil, err
 	}
-	if err := e.guardCheck(ctx, svc, ref); err != nil {
+	now := e.Now()
+	update, slot := e.store.UpdateVerification, (*pv.Decision)(nil)
+	capLimit := e.effectiveLimits(svc).FailedChecks
+	if e.slots != nil && !capLimit.Off() {
+		// The cap's slot is taken in the check's own transaction, after
+		// the read and before the comparison: one transaction, not two.
+		update = func(ctx context.Context, ref pv.VerificationRef, apply func(*pv.Verification) (*pv.Update, error)) (*pv.Verification, error) {
+			return e.slots.UpdateVerificationWithSlot(ctx, ref, func(v *pv.Verification) (string, pv.Limit, bool) {
+				if closedError(v, now) != nil { // compares nothing: takes no slot
+					return "", pv.Limit{}, false
+				}
+				return checkCapKey(svc.ID, v.To), capLimit, true
+			}, func(v *pv.Verification, d *pv.Decision) (*pv.Update, error) {
+				slot = d
+				return apply(v)
+			})
+		}
+	} else if err := e.guardCheck(ctx, svc, ref); err != nil {
 		return nil, err
 	}
 
-	now := e.Now()
-	var outcome error
-	v, err := e.updateVerification(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
+	var (
+		outcome error
+		capTo   string // the number a refused slot was for
+	)
+	v, err := e.updateVerificationVia(ctx, update, ref, func(v *pv.Verification) (*pv.Update, error) {
 		outcome = nil // a store may run apply again after a conflict
 		if err := closedError(v, now); err != nil {
 			if v.Status == pv.StatusPending { // lazily expired: record it
@@ -87,6 +106,10 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 				return &pv.Update{Save: true}, nil
 			}
 			return nil, err
+		}
+		if slot != nil && !slot.Allowed {
+			capTo = v.To
+			return nil, errCapReached // nothing is written, nothing compared
 		}
 		v.Attempts++
 		v.UpdatedAt = now
@@ -97,7 +120,7 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 		payeeOK := equal(v.Payee, req.Payee)
 		if codeOK && subjectOK && amountOK && payeeOK {
 			v.Status = pv.StatusApproved
-			up := &pv.Update{Save: true}
+			up := &pv.Update{Save: true, Conversion: e.fraudConversion(v, now)}
 			if v.Subject != "" {
 				up.Register = &pv.VerifiedPhone{ServiceID: v.ServiceID, Subject: v.Subject, Phone: v.To, VerificationID: v.ID, VerifiedAt: now}
 			}
@@ -127,6 +150,9 @@ func (e *Engine) Check(ctx context.Context, req CheckRequest) (*CheckResult, err
 		}
 		return &pv.Update{Save: true}, nil
 	})
+	if errors.Is(err, errCapReached) {
+		return nil, e.capReached(ctx, svc, capTo, capLimit, *slot)
+	}
 	if err != nil {
 		param := "id"
 		if ref.Phone != "" {

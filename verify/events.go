@@ -55,11 +55,20 @@ func (e *Engine) Subscribed(ctx context.Context, serviceID string) bool {
 // the service has subscriptions, the event of each status change apply
 // makes, in the same transaction, and then wakes the event workers.
 func (e *Engine) updateVerification(ctx context.Context, ref pv.VerificationRef, apply func(*pv.Verification) (*pv.Update, error)) (*pv.Verification, error) {
+	return e.updateVerificationVia(ctx, e.store.UpdateVerification, ref, apply)
+}
+
+// updateFunc is the signature of [pv.Store.UpdateVerification].
+type updateFunc func(ctx context.Context, ref pv.VerificationRef, apply func(*pv.Verification) (*pv.Update, error)) (*pv.Verification, error)
+
+// updateVerificationVia is updateVerification through update, the store's
+// UpdateVerification or one that does more in its transaction.
+func (e *Engine) updateVerificationVia(ctx context.Context, update updateFunc, ref pv.VerificationRef, apply func(*pv.Verification) (*pv.Update, error)) (*pv.Verification, error) {
 	if !e.Subscribed(ctx, ref.ServiceID) {
-		return e.store.UpdateVerification(ctx, ref, apply)
+		return update(ctx, ref, apply)
 	}
 	recorded := false
-	v, err := e.store.UpdateVerification(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
+	v, err := update(ctx, ref, func(v *pv.Verification) (*pv.Update, error) {
 		recorded = false // a store may run apply again after a conflict
 		before := v.Status
 		u, err := apply(v)

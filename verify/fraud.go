@@ -31,6 +31,10 @@ type fraudGuard struct {
 	cacheTTL time.Duration
 	cache    *ttlCache[pv.FraudSettings]
 	blocks   *ttlCache[fraud.Verdict]
+	// inUpdate: the store counts an approval's conversion in the check's
+	// own transaction ([pv.Update] Conversion), which spares every
+	// approval a transaction (and on PostgreSQL a commit) of its own.
+	inUpdate bool
 }
 
 func newFraudGuard(cfg *FraudConfig, st pv.Store) *fraudGuard {
@@ -39,6 +43,9 @@ func newFraudGuard(cfg *FraudConfig, st pv.Store) *fraudGuard {
 		return nil
 	}
 	g := &fraudGuard{store: fs, defMode: cfg.DefaultMode, cacheTTL: cfg.CacheTTL}
+	if cc, ok := st.(pv.ConversionCounter); ok {
+		g.inUpdate = cc.CountsConversions()
+	}
 	if g.defMode == "" {
 		g.defMode = pv.FraudBlock
 	}
@@ -287,10 +294,27 @@ func (e *Engine) countFraudSend(ctx context.Context, fs *fraudStart, v *pv.Verif
 	}
 }
 
-// countFraudConversion counts an approval: one upsert, on the check's hot
-// path; a failure is logged, not returned.
+// fraudConversion returns what an approval of v, at at, counts inside the
+// check's transaction, or nil if nothing is counted there: no fraud
+// protection, a test number (never counted), or a store that cannot
+// ([Engine.countFraudConversion] counts after the commit then). Services in
+// off mode count conversions too, so that turning protection on finds a
+// history.
+func (e *Engine) fraudConversion(v *pv.Verification, at time.Time) *pv.FraudConversion {
+	if e.fraud == nil || !e.fraud.inUpdate {
+		return nil
+	}
+	if _, isTest := e.testNumbers[v.To]; isTest {
+		return nil
+	}
+	return &pv.FraudConversion{Prefix: fraud.Prefix(v.To), Country: v.Country, At: at}
+}
+
+// countFraudConversion counts an approval after it committed, where the
+// store cannot count it in the check's transaction: one upsert, on the
+// check's hot path; a failure is logged, not returned.
 func (e *Engine) countFraudConversion(ctx context.Context, v *pv.Verification) {
-	if e.fraud == nil {
+	if e.fraud == nil || e.fraud.inUpdate {
 		return
 	}
 	if _, isTest := e.testNumbers[v.To]; isTest {

@@ -395,3 +395,49 @@ func testFraudConcurrentStarts(t *testing.T, dbURL string) {
 		t.Errorf("sends counted = %d, want %d (one per queued SMS)", got, queued)
 	}
 }
+
+// TestCheckCountsConversions: an approval counts one conversion for its
+// number's prefix (in the check's own transaction where the store can),
+// whatever path the store writes it by; a refused check, and an approval of
+// a test number, count none. Off mode still counts, so that turning
+// protection on finds a history.
+func TestCheckCountsConversions(t *testing.T) {
+	tests := []struct {
+		name      string
+		mode      pv.FraudMode
+		to, code  string
+		subscribe bool // events make PostgreSQL take its locking path
+		want      int64
+	}{
+		{"approved", pv.FraudBlock, "+998901000001", simCode, false, 1},
+		{"approved with events", pv.FraudBlock, "+998901000001", simCode, true, 1},
+		{"approved in off mode", pv.FraudOff, "+998901000001", simCode, false, 1},
+		{"wrong code", pv.FraudBlock, "+998901000001", "000000", false, 0},
+		{"test number", pv.FraudBlock, testNum, "123456", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, dbURL string) {
+				h := newFraudHarness(t, dbURL, tt.mode)
+				ctx := context.Background()
+				if tt.subscribe {
+					if _, _, err := h.e.CreateEventSubscription(ctx, h.svc.ID, "https://app.example/hook", nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				req := verify.StartRequest{To: tt.to}
+				if tt.to != testNum {
+					req.CustomCode = simCode
+				}
+				v := h.start(t, req)
+				_, err := h.check(verify.CheckRequest{ID: v.ID, Code: tt.code})
+				if (err == nil) != (tt.code == simCode || tt.to == testNum) {
+					t.Fatalf("check: %v", err)
+				}
+				if got := historyOf(t, h, fraud.Prefix(tt.to)).Conversions; got != tt.want {
+					t.Errorf("conversions counted = %d, want %d", got, tt.want)
+				}
+			})
+		})
+	}
+}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -201,7 +202,7 @@ func (e *Engine) guardChecks(ctx context.Context, svc *pv.Service, e164 string) 
 	if limit.Off() || e.limiter == nil {
 		return nil
 	}
-	d, err := e.limiter.Allow(ctx, "check:number:"+svc.ID+":"+e164, limit)
+	d, err := e.limiter.Allow(ctx, checkCapKey(svc.ID, e164), limit)
 	if pv.ErrorCode(err) == pv.EUnavailable {
 		// Fail open, unlike starts: the cap is the second bound on
 		// guesses. The first — a verification's attempts and the number's
@@ -219,6 +220,19 @@ func (e *Engine) guardChecks(ctx context.Context, svc *pv.Service, e164 string) 
 	if d.Allowed {
 		return nil
 	}
+	return e.capReached(ctx, svc, e164, limit, d)
+}
+
+// checkCapKey is the limiter key of a number's failed-check cap.
+func checkCapKey(serviceID, e164 string) string { return "check:number:" + serviceID + ":" + e164 }
+
+// errCapReached is what a check's apply returns when the failed-check cap
+// refused its slot in the check's own transaction ([pv.SlotUpdater]).
+var errCapReached = errors.New("verify: failed-check cap reached")
+
+// capReached reports and returns a check refused by the failed-check cap,
+// whose limiter refused with d.
+func (e *Engine) capReached(ctx context.Context, svc *pv.Service, e164 string, limit pv.Limit, d pv.Decision) error {
 	e.observer.Refused(svc.ID, "failed_checks")
 	e.log.InfoContext(ctx, "check refused: too many codes tried for this number", "service_id", svc.ID,
 		"to", phone.Mask(e164), "retry_after", ceilSecond(d.RetryAfter))

@@ -132,7 +132,11 @@ type Engine struct {
 	bootstrapKey     string
 	defaultServiceID string
 
-	limiter  pv.Limiter
+	limiter pv.Limiter
+	// slots takes the failed-check cap's slot inside the check's own
+	// transaction, when the limiter keeps its counters in the store's
+	// database and that is cheaper; nil otherwise.
+	slots    pv.SlotUpdater
 	limits   StartLimits
 	observer pv.Observer
 	// breakers holds, per service and budget, until when this node knows
@@ -208,6 +212,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.events == nil {
 		e.events, _ = cfg.Store.(pv.EventStore)
+	}
+	if su, ok := cfg.Limiter.(pv.SlotUpdater); ok && su.SlotsInUpdate(cfg.Store) {
+		e.slots = su
 	}
 	for _, l := range cfg.StartLimits.named() {
 		if l.limit.Off() {

@@ -125,6 +125,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"ConcurrentChecks", testConcurrentChecks},
 		{"ConcurrentStarts", testConcurrentStarts},
 		{"ConcurrentEnsureSigningKey", testConcurrentEnsureSigningKey},
+		{"ConcurrentApprovalCountsConversionOnce", testConcurrentApprovalCountsConversionOnce},
 	}
 	for _, tt := range concurrent {
 		for _, p := range pairs {
@@ -1258,6 +1259,107 @@ func testConcurrentChecks(t *testing.T, a, b phoneverify.Store) {
 		if tt.name == "all wrong" && (final.Attempts != final.MaxAttempts || final.Status != phoneverify.StatusPending) {
 			t.Errorf("%s: final %d attempts, status %s; want %d, pending", tt.name, final.Attempts, final.Status, final.MaxAttempts)
 		}
+	}
+}
+
+// testConcurrentApprovalCountsConversionOnce runs many checks of one
+// verification at once, the one that reaches the approving attempt asking
+// for its fraud conversion to be counted ([phoneverify.Update] Conversion).
+// Checks that lose a race make a store run apply again (PostgreSQL's
+// optimistic swaps), so more than one run may ask; only the run that is
+// saved may count: the prefix, country and address counters each gain
+// exactly one conversion. Stores that count no conversions in updates skip
+// it.
+func testConcurrentApprovalCountsConversionOnce(t *testing.T, a, b phoneverify.Store) {
+	fs, ok := a.(phoneverify.FraudStore)
+	cc, ok2 := a.(phoneverify.ConversionCounter)
+	if !ok || !ok2 || !cc.CountsConversions() {
+		t.Skip("the store counts no conversions in UpdateVerification")
+	}
+	tests := []struct {
+		name    string
+		subject string // registers the phone too: another write path
+	}{
+		{"no subject", ""},
+		{"subject", "user-1"},
+	}
+	for n, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := mustService(t, a, "a", false)
+			at := baseTime()
+			v := newVerification(svc, fmt.Sprintf("+97798000000%02d", n), tt.subject, at)
+			v.MaxAttempts = 100
+			mustStart(t, a, v)
+			const ip = "203.0.113.9"
+			sendKeys := []phoneverify.FraudKey{
+				{Scope: phoneverify.FraudScopePrefix, Key: "+977980"},
+				{Scope: phoneverify.FraudScopeCountry, Key: "NP"},
+			}
+			if err := fs.CountFraud(t.Context(), svc.ID, sendKeys, phoneverify.FraudCounts{Sends: 1}, at, v.ID, ip); err != nil {
+				t.Fatalf("CountFraud = %v", err)
+			}
+
+			const checks, approvingAttempt = 24, 12
+			var (
+				wg                      sync.WaitGroup
+				approvingRuns, approved atomic.Int32
+				errs                    = make(chan error, checks)
+			)
+			for i := range checks {
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				wg.Go(func() {
+					got, err := s.UpdateVerification(t.Context(), phoneverify.VerificationRef{ServiceID: svc.ID, ID: v.ID},
+						func(cur *phoneverify.Verification) (*phoneverify.Update, error) {
+							if cur.Status != phoneverify.StatusPending {
+								return nil, errRefused
+							}
+							cur.Attempts++
+							cur.UpdatedAt = at.Add(time.Duration(cur.Attempts) * time.Millisecond)
+							if cur.Attempts < approvingAttempt {
+								return &phoneverify.Update{Save: true}, nil
+							}
+							approvingRuns.Add(1)
+							cur.Status = phoneverify.StatusApproved
+							up := &phoneverify.Update{Save: true,
+								Conversion: &phoneverify.FraudConversion{Prefix: "+977980", Country: "NP", At: at}}
+							if cur.Subject != "" {
+								up.Register = &phoneverify.VerifiedPhone{ServiceID: svc.ID, Subject: cur.Subject,
+									Phone: cur.To, VerificationID: cur.ID, VerifiedAt: at}
+							}
+							return up, nil
+						})
+					switch {
+					case errors.Is(err, errRefused):
+					case err != nil:
+						errs <- err
+					case got.Status == phoneverify.StatusApproved:
+						approved.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			t.Logf("%d runs of apply asked to count the conversion", approvingRuns.Load())
+			if got := approved.Load(); got != 1 {
+				t.Errorf("%d checks approved, want 1", got)
+			}
+			st, err := fs.FraudState(t.Context(), phoneverify.FraudQuery{ServiceID: svc.ID, Prefix: "+977980", Country: "NP",
+				IP: ip, Since: at.Add(-time.Hour), HistorySince: at.Add(-24 * time.Hour), Now: at})
+			if err != nil {
+				t.Fatalf("FraudState = %v", err)
+			}
+			want := phoneverify.FraudCounts{Sends: 1, Conversions: 1}
+			if st.Prefix != want || st.Country != want || st.IPConversions != 1 {
+				t.Errorf("prefix %+v, country %+v, address conversions %d; want %+v each and 1",
+					st.Prefix, st.Country, st.IPConversions, want)
+			}
+		})
 	}
 }
 
