@@ -111,11 +111,18 @@ type ExtrasStore interface {
 	// ServiceFeatures returns the features of a service: the zero value (with
 	// ServiceID set) if none were ever saved.
 	ServiceFeatures(ctx context.Context, serviceID string) (*ServiceFeatures, error)
-	// SaveServiceFeatures creates or replaces the features of f.ServiceID.
-	// Returns ENotFound if the service does not exist.
+	// SaveServiceFeatures creates or replaces the features of f.ServiceID;
+	// a service marked deleted stays deleted. Returns ENotFound if the
+	// service does not exist.
 	SaveServiceFeatures(ctx context.Context, f *ServiceFeatures) error
-	// DeleteService marks a service deleted at the given time and revokes
-	// its API keys. Returns ENotFound if none.
+	// UpdateServiceWithFeatures saves s as [Store.UpdateService] does —
+	// only if the service is unchanged since readAt — and f with it, in
+	// one transaction: a change of features, or a deletion, made since
+	// the read is not undone. Returns what UpdateService returns.
+	UpdateServiceWithFeatures(ctx context.Context, s *Service, f *ServiceFeatures, readAt time.Time) error
+	// DeleteService marks a service deleted at the given time, moves its
+	// UpdatedAt on (so that an update read before it gets EConflict), and
+	// revokes its API keys. Returns ENotFound if none.
 	DeleteService(ctx context.Context, serviceID string, at time.Time) error
 
 	// RateLimits returns a service's rate limits, oldest first.

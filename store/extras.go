@@ -18,9 +18,13 @@ var _ phoneverify.ExtrasStore = (*Store)(nil)
 const (
 	qSelectFeatures = `SELECT settings, deleted_at FROM service_features WHERE service_id = $1`
 	qUpsertFeatures = `INSERT INTO service_features (service_id, settings, deleted_at) VALUES ($1, $2, $3)
-	ON CONFLICT (service_id) DO UPDATE SET settings = excluded.settings, deleted_at = excluded.deleted_at`
+	ON CONFLICT (service_id) DO UPDATE SET settings = excluded.settings,
+	deleted_at = COALESCE(service_features.deleted_at, excluded.deleted_at)`
 	qDeleteService = `INSERT INTO service_features (service_id, settings, deleted_at) VALUES ($1, '{}', $2)
 	ON CONFLICT (service_id) DO UPDATE SET deleted_at = excluded.deleted_at`
+	// qTouchService moves a service's updated_at on, as every change of
+	// it does (see qUpdateService).
+	qTouchService      = `UPDATE services SET updated_at = CASE WHEN $2 > updated_at THEN $2 ELSE updated_at + 1 END WHERE id = $1`
 	qRevokeServiceKeys = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE service_id = $1`
 	qServiceExists     = `SELECT COUNT(*) FROM services WHERE id = $1`
 
@@ -124,6 +128,11 @@ func (s *Store) ServiceFeatures(ctx context.Context, serviceID string) (*phoneve
 // returns ENotFound if the service does not exist.
 func (s *Store) SaveServiceFeatures(ctx context.Context, f *phoneverify.ServiceFeatures) error {
 	const op = "save service features"
+	return s.withTx(ctx, op, func(r runner) error { return saveFeatures(r, op, f) })
+}
+
+// saveFeatures upserts f in r's transaction; a set deleted_at is kept.
+func saveFeatures(r runner, op string, f *phoneverify.ServiceFeatures) error {
 	b, err := json.Marshal(features{
 		LookupEnabled: f.LookupEnabled, SkipSMSToLandlines: f.SkipSMSToLandlines, DoNotShareWarning: f.DoNotShareWarning,
 		CustomCodeEnabled: f.CustomCodeEnabled, PSD2Enabled: f.PSD2Enabled, Echo: f.Echo,
@@ -131,13 +140,11 @@ func (s *Store) SaveServiceFeatures(ctx context.Context, f *phoneverify.ServiceF
 	if err != nil {
 		return mapErr(op, err)
 	}
-	return s.withTx(ctx, op, func(r runner) error {
-		_, err := r.exec(qUpsertFeatures, f.ServiceID, string(b), nullUnixMilli(f.DeletedAt))
-		if isForeignKeyViolation(err) {
-			return notFound("service")
-		}
-		return mapErr(op, err)
-	})
+	_, err = r.exec(qUpsertFeatures, f.ServiceID, string(b), nullUnixMilli(f.DeletedAt))
+	if isForeignKeyViolation(err) {
+		return notFound("service")
+	}
+	return mapErr(op, err)
 }
 
 // DeleteService marks a service deleted at the given time and revokes its
@@ -150,6 +157,9 @@ func (s *Store) DeleteService(ctx context.Context, serviceID string, at time.Tim
 			if isForeignKeyViolation(err) {
 				return notFound("service")
 			}
+			return mapErr(op, err)
+		}
+		if _, err := r.exec(qTouchService, serviceID, unixMilli(at)); err != nil {
 			return mapErr(op, err)
 		}
 		_, err := r.exec(qRevokeServiceKeys, serviceID, unixMilli(at))

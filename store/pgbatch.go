@@ -20,8 +20,10 @@ import (
 // pgBatcher runs the optimistic starts and updates of concurrent callers on
 // PostgreSQL in shared round trips: one pipelined batch holds every
 // caller's read, the engine's callbacks run, and a second batch holds every
-// caller's conditional write, committed together as one implicit
-// transaction. It is the PostgreSQL counterpart of SQLite's group commit.
+// caller's conditional write, committed together: as one implicit
+// transaction, or, when the batch counts approvals' fraud conversions, in
+// an explicit BEGIN … COMMIT that holds the conversion upserts too. It is
+// the PostgreSQL counterpart of SQLite's group commit.
 //
 // On this kind of machine a round trip costs far more than the statement it
 // carries (two context switches a side, system calls, and a WAL flush per

@@ -90,26 +90,43 @@ func (s *Store) CreateService(ctx context.Context, svc *phoneverify.Service) err
 // if svc would be a second default service.
 func (s *Store) UpdateService(ctx context.Context, svc *phoneverify.Service, readAt time.Time) error {
 	const op = "update service"
+	return s.withTx(ctx, op, func(r runner) error { return updateService(r, op, svc, readAt) })
+}
+
+// UpdateServiceWithFeatures saves svc as [Store.UpdateService] does and f
+// with it, in one transaction; see
+// [phoneverify.ExtrasStore.UpdateServiceWithFeatures].
+func (s *Store) UpdateServiceWithFeatures(ctx context.Context, svc *phoneverify.Service, f *phoneverify.ServiceFeatures, readAt time.Time) error {
+	const op = "update service"
 	return s.withTx(ctx, op, func(r runner) error {
-		var stored int64
-		err := r.queryRow(qUpdateService, append(serviceArgs(svc), unixMilli(readAt))...).Scan(&stored)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := scanService(r.queryRow(qSelectService, svc.ID)); errors.Is(err, sql.ErrNoRows) {
-				return notFound("service")
-			} else if err != nil {
-				return mapErr(op, err)
-			}
-			return phoneverify.Errorf(phoneverify.EConflict, "The service was changed since it was read; read it again and retry.")
-		case err != nil:
-			if isUniqueViolation(err) {
-				return conflict(err, "Another service is the default already.")
-			}
+		if err := updateService(r, op, svc, readAt); err != nil {
+			return err
+		}
+		return saveFeatures(r, op, f)
+	})
+}
+
+// updateService runs qUpdateService in r's transaction and sets
+// svc.UpdatedAt to what it stored.
+func updateService(r runner, op string, svc *phoneverify.Service, readAt time.Time) error {
+	var stored int64
+	err := r.queryRow(qUpdateService, append(serviceArgs(svc), unixMilli(readAt))...).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := scanService(r.queryRow(qSelectService, svc.ID)); errors.Is(err, sql.ErrNoRows) {
+			return notFound("service")
+		} else if err != nil {
 			return mapErr(op, err)
 		}
-		svc.UpdatedAt = fromUnixMilli(stored)
-		return nil
-	})
+		return phoneverify.Errorf(phoneverify.EConflict, "The service was changed since it was read; read it again and retry.")
+	case err != nil:
+		if isUniqueViolation(err) {
+			return conflict(err, "Another service is the default already.")
+		}
+		return mapErr(op, err)
+	}
+	svc.UpdatedAt = fromUnixMilli(stored)
+	return nil
 }
 
 // UpdateServiceLimits replaces the limits and geo permissions of a service

@@ -125,7 +125,7 @@ func (e *Engine) CreateService(ctx context.Context, svc *pv.Service, f *pv.Servi
 }
 
 // UpdateService saves every setting of svc, as read (with its UpdatedAt)
-// and then changed, and its features. Returns EInvalidRequest naming the
+// and then changed, and its features, in one transaction. Returns EInvalidRequest naming the
 // first bad setting, ENotFound if the service does not exist, and
 // EConflict, saving nothing, if the service changed since svc was read:
 // read it again, apply the change and retry.
@@ -139,14 +139,13 @@ func (e *Engine) UpdateService(ctx context.Context, svc *pv.Service, f *pv.Servi
 	}
 	readAt := svc.UpdatedAt
 	svc.UpdatedAt = e.Now()
-	if err := e.store.UpdateService(ctx, svc, readAt); err != nil {
+	f.ServiceID = svc.ID
+	if err := x.UpdateServiceWithFeatures(ctx, svc, f, readAt); err != nil {
 		svc.UpdatedAt = readAt
 		return err
 	}
-	f.ServiceID = svc.ID
-	err = x.SaveServiceFeatures(ctx, f)
 	e.ForgetService(svc.ID)
-	return err
+	return nil
 }
 
 // changeServiceTries bounds how often [Engine.ChangeService] applies a

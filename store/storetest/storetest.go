@@ -88,6 +88,7 @@ func Run(t *testing.T, open OpenFunc, opts ...Option) {
 		{"DefaultService", testDefaultService},
 		{"UpdateService", testUpdateService},
 		{"UpdateServiceStaleRead", testUpdateServiceStaleRead},
+		{"UpdateServiceWithFeaturesStaleRead", testUpdateServiceWithFeaturesStaleRead},
 		{"UpdateServiceLimits", testUpdateServiceLimits},
 		{"VerificationNotFound", testVerificationNotFound},
 		{"StartInsert", testStartInsert},
@@ -1487,5 +1488,62 @@ func testConcurrentEnsureSigningKey(t *testing.T, a, b phoneverify.Store) {
 		if got, want := signingKeyIDs(results[i]), []string{keys[0].ID}; !slices.Equal(got, want) {
 			t.Errorf("caller %d: EnsureSigningKey = %v, want %v", i, got, want)
 		}
+	}
+}
+
+// testUpdateServiceWithFeaturesStaleRead: where the store keeps features,
+// the service and its features are written together under the same
+// unchanged-since-read condition, so an update read before a change of
+// features, or before the service's deletion, is refused and undoes
+// neither; and saving features never clears a deletion.
+func testUpdateServiceWithFeaturesStaleRead(t *testing.T, s phoneverify.Store) {
+	x, ok := s.(phoneverify.ExtrasStore)
+	if !ok {
+		t.Skip("the store is not an ExtrasStore")
+	}
+	ctx := t.Context()
+	svc := mustService(t, s, "featured", false)
+	stale := *svc
+
+	// One update (features included) lands; another read before it is refused.
+	first := *svc
+	first.Name = "first"
+	if err := x.UpdateServiceWithFeatures(ctx, &first, &phoneverify.ServiceFeatures{ServiceID: svc.ID, LookupEnabled: true}, svc.UpdatedAt); err != nil {
+		t.Fatalf("UpdateServiceWithFeatures = %v", err)
+	}
+	stale.Name = "stale"
+	wantCode(t, "UpdateServiceWithFeatures(stale read)",
+		x.UpdateServiceWithFeatures(ctx, &stale, &phoneverify.ServiceFeatures{ServiceID: svc.ID, PSD2Enabled: true}, svc.UpdatedAt), phoneverify.EConflict)
+	f, err := x.ServiceFeatures(ctx, svc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.LookupEnabled || f.PSD2Enabled {
+		t.Errorf("features after a refused stale update = %+v, want the first update's (lookup on, PSD2 off)", f)
+	}
+	if got, _ := s.Service(ctx, svc.ID); got == nil || got.Name != "first" {
+		t.Errorf("service after a refused stale update = %+v, want the first update's name", got)
+	}
+
+	// A deletion is a change too: an update read before it is refused, and
+	// saving features does not bring the service back.
+	read, err := s.Service(ctx, svc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.DeleteService(ctx, svc.ID, read.UpdatedAt); err != nil {
+		t.Fatalf("DeleteService = %v", err)
+	}
+	if after, _ := s.Service(ctx, svc.ID); after == nil || !after.UpdatedAt.After(read.UpdatedAt) {
+		t.Errorf("UpdatedAt after DeleteService stamped with the same time: %+v, want after %v", after, read.UpdatedAt)
+	}
+	read.Name = "undeleted?"
+	wantCode(t, "UpdateServiceWithFeatures(read before the deletion)",
+		x.UpdateServiceWithFeatures(ctx, read, &phoneverify.ServiceFeatures{ServiceID: svc.ID}, read.UpdatedAt), phoneverify.EConflict)
+	if err := x.SaveServiceFeatures(ctx, &phoneverify.ServiceFeatures{ServiceID: svc.ID, DoNotShareWarning: true}); err != nil {
+		t.Fatalf("SaveServiceFeatures = %v", err)
+	}
+	if f, err := x.ServiceFeatures(ctx, svc.ID); err != nil || f.DeletedAt == nil {
+		t.Errorf("features after saving them on a deleted service = %+v, %v; want it still deleted", f, err)
 	}
 }
