@@ -24,31 +24,15 @@ import (
 	"time"
 
 	pv "github.com/phoneverify/phoneverify"
+	"github.com/phoneverify/phoneverify/internal/testenv"
 )
 
-// Clock is a fake clock for the limiter under test. It is safe for
-// concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is a fake clock for the limiter under test, safe for concurrent
+// use: the project's one settable test clock.
+type Clock = testenv.Clock
 
 // NewClock returns a clock reading t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock(t time.Time) *Clock { return testenv.NewClock(t) }
 
 // NewFunc returns a limiter reading clock, released in t.Cleanup.
 type NewFunc func(t *testing.T, clock *Clock) pv.Limiter
